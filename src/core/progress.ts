@@ -23,10 +23,7 @@ export const ignoreProgress: OnProgress = () => {};
  * Wraps `onProgress` so it fires at most every `intervalMs` (always for the first and the
  * final call made with `flush`), keeping the hot path cheap.
  */
-export function throttleProgress(
-  onProgress: OnProgress,
-  intervalMs = 250,
-): { report: OnProgress; flush: OnProgress } {
+export function throttleProgress(onProgress: OnProgress, intervalMs = 250): { report: OnProgress; flush: OnProgress } {
   let lastMs = 0;
   return {
     report(progress) {

@@ -35,15 +35,19 @@ export async function runCommand(
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
     child.on('error', (error: Error & { code?: string }) => {
       if (error.code === 'ENOENT') {
         rejectPromise(
-          new ReimageError('REIMAGE_TOOL_MISSING', `The system tool "${command}" is not installed. Install it and try again.`, {
-            evidence: { command },
-            cause: error,
-          }),
+          new ReimageError(
+            'REIMAGE_TOOL_MISSING',
+            `The system tool "${command}" is not installed. Install it and try again.`,
+            {
+              evidence: { command },
+              cause: error,
+            },
+          ),
         );
         return;
       }
