@@ -1,0 +1,115 @@
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { Logger } from './logger.ts';
+import { ReimageError } from './reimage-error.ts';
+import { runCommand } from './run-command.ts';
+
+/** A system tool reimage (or its tests, benchmark and demo) runs, and the Debian package that has it. */
+export interface SystemTool {
+  readonly command: string;
+  readonly debianPackage: string;
+  readonly why: string;
+}
+
+/** Tools for the tests, the demo and the benchmark, with the Debian package of each. */
+export const SYSTEM_TOOLS: readonly SystemTool[] = [
+  { command: 'losetup', debianPackage: 'mount', why: 'loop devices for disk images' },
+  { command: 'partx', debianPackage: 'util-linux', why: 'partitions of loop devices' },
+  { command: 'blkid', debianPackage: 'util-linux', why: 'filesystem labels and UUIDs' },
+  { command: 'sfdisk', debianPackage: 'fdisk', why: 'partition tables for demo and test disks' },
+  { command: 'mkfs.ext4', debianPackage: 'e2fsprogs', why: 'ext4 filesystems' },
+  { command: 'mkfs.xfs', debianPackage: 'xfsprogs', why: 'xfs filesystems' },
+  { command: 'mkfs.vfat', debianPackage: 'dosfstools', why: 'vfat filesystems' },
+  { command: 'getfattr', debianPackage: 'attr', why: 'checking extended attributes' },
+  { command: 'getfacl', debianPackage: 'acl', why: 'checking POSIX ACLs' },
+  { command: 'setcap', debianPackage: 'libcap2-bin', why: 'file capabilities' },
+  { command: 'tar', debianPackage: 'tar', why: 'checking bundles with GNU tar' },
+  { command: 'cpio', debianPackage: 'cpio', why: 'checking initramfs archives' },
+  { command: 'busybox', debianPackage: 'busybox-static', why: 'the initramfs shell and tools' },
+  { command: 'modprobe', debianPackage: 'kmod', why: 'kernel module dependencies' },
+  { command: 'depmod', debianPackage: 'kmod', why: 'kernel module indexes' },
+  { command: 'qemu-system-x86_64', debianPackage: 'qemu-system-x86', why: 'booting the reimage in a VM' },
+  { command: 'qemu-img', debianPackage: 'qemu-utils', why: 'VM disk images' },
+  { command: 'grub-mkimage', debianPackage: 'grub-common', why: 'the demo OS bootloader' },
+  { command: 'bmaptool', debianPackage: 'bmap-tools', why: 'block maps of images' },
+  { command: 'zstd', debianPackage: 'zstd', why: 'zstd images' },
+  { command: 'xz', debianPackage: 'xz-utils', why: 'xz images' },
+  { command: 'bzip2', debianPackage: 'bzip2', why: 'bzip2 images' },
+  { command: 'lbzip2', debianPackage: 'lbzip2', why: 'parallel bzip2 decoding' },
+  { command: 'pigz', debianPackage: 'pigz', why: 'parallel gzip' },
+  { command: 'ssh-keygen', debianPackage: 'openssh-client', why: 'the demo machine identity' },
+  { command: 'openssl', debianPackage: 'openssl', why: 'the demo TLS key and certificate' },
+  { command: 'debootstrap', debianPackage: 'debootstrap', why: 'the benchmark OS image' },
+];
+
+/** Debian packages that are not tools on PATH but whose files are needed (GRUB's BIOS images). */
+export const SYSTEM_FILES: readonly { path: string; debianPackage: string; why: string }[] = [
+  { path: '/usr/lib/grub/i386-pc/boot.img', debianPackage: 'grub-pc-bin', why: "GRUB's BIOS images" },
+];
+
+function onPath(command: string): boolean {
+  const searchPath = `${process.env.PATH ?? ''}${delimiter}/usr/sbin${delimiter}/sbin`;
+  for (const dir of searchPath.split(delimiter)) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      // not in this directory
+    }
+  }
+  return false;
+}
+
+function fileExists(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The Debian packages whose tools or files are missing here, with why each is needed. */
+export function missingSystemPackages(): { debianPackage: string; why: string }[] {
+  const missing = new Map<string, string>();
+  for (const tool of SYSTEM_TOOLS) {
+    if (!onPath(tool.command)) missing.set(tool.debianPackage, `${tool.command}: ${tool.why}`);
+  }
+  for (const file of SYSTEM_FILES) {
+    if (!fileExists(file.path)) missing.set(file.debianPackage, `${file.path}: ${file.why}`);
+  }
+  return [...missing].map(([debianPackage, why]) => ({ debianPackage, why }));
+}
+
+/**
+ * Makes sure the system tools are there. As root on Debian it installs the missing packages
+ * with apt, saying what and why; elsewhere it fails naming the exact packages to install.
+ */
+export async function ensureSystemPackages(log: Logger): Promise<void> {
+  const missing = missingSystemPackages();
+  if (missing.length === 0) return;
+  const names = missing.map((entry) => entry.debianPackage);
+  const canInstall = process.getuid?.() === 0 && onPath('apt-get');
+  if (!canInstall) {
+    throw new ReimageError(
+      'REIMAGE_TOOLS_MISSING',
+      `Missing system packages: ${names.join(' ')}. Install them (as root: apt-get install ${names.join(' ')}) and try again.`,
+      { evidence: { packages: names, why: missing.map((entry) => `${entry.debianPackage} (${entry.why})`) } },
+    );
+  }
+  for (const entry of missing) log.info(`installing ${entry.debianPackage} (${entry.why})`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  await runCommand('apt-get', ['update', '-qq'], { env });
+  await runCommand('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...names], { env });
+  const still = missingSystemPackages();
+  if (still.length > 0) {
+    throw new ReimageError(
+      'REIMAGE_TOOLS_MISSING',
+      `apt-get could not provide: ${still.map((e) => e.debianPackage).join(' ')}.`,
+      {
+        evidence: { packages: still.map((entry) => entry.debianPackage) },
+      },
+    );
+  }
+}
