@@ -1,0 +1,161 @@
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cacheDir } from '../core/cache-dir.ts';
+import type { Logger } from '../core/logger.ts';
+import type { OnProgress } from '../core/progress.ts';
+import { ReimageError } from '../core/reimage-error.ts';
+import { runCommand } from '../core/run-command.ts';
+import { ensureSystemPackages } from '../core/system-tools.ts';
+import { type DemoFixtures, ensureDemoFixtures } from '../demo/demo-fixtures.ts';
+import { withPlanDisk } from '../demo/demo-plan.ts';
+import { type IdentityReport, parseIdentityReport } from '../demo/identity-report.ts';
+import { runVm } from '../demo/qemu-vm.ts';
+import { attachLoopDevice, mountReadOnly, resolvePartition } from '../disk/index.ts';
+import { DECODER_TOOLS } from '../image/index.ts';
+import { buildInitramfs } from '../initramfs/index.ts';
+import { loadPlanFile } from '../plan/index.ts';
+import { createRunLog, type RunReport, runPlan } from '../runner/index.ts';
+import { RUNNER_TOOLS } from '../runner/runtime-tools.ts';
+
+export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface DemoWorkspace {
+  readonly fixtures: DemoFixtures;
+  readonly dir: string;
+  /** The copy of the old disk this run reimages. */
+  readonly diskPath: string;
+}
+
+/** Checks root and tools, builds (or reuses) the demo disks, and copies the old disk for this run. */
+export async function prepareDemo(log: Logger, name: string): Promise<DemoWorkspace> {
+  if (process.getuid?.() !== 0) {
+    throw new ReimageError(
+      'REIMAGE_DEMO_NEEDS_ROOT',
+      'The demo needs root: it builds filesystems, uses loop devices and mounts them. Run it as root (sudo ./bin/reimage demo).',
+    );
+  }
+  await ensureSystemPackages(log);
+  const fixtures = await ensureDemoFixtures({ log });
+  const dir = join(cacheDir(), 'runs', name);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const diskPath = join(dir, 'disk.img');
+  await runCommand('cp', ['--sparse=always', fixtures.oldDiskPath, diskPath]);
+  return { fixtures, dir, diskPath };
+}
+
+/** Writes the fixtures' plan with `disk:` pointing at `diskPath`. */
+export async function writeDemoPlan(workspace: DemoWorkspace, diskPath: string, file: string): Promise<string> {
+  const text = await readFile(workspace.fixtures.planPath, 'utf8');
+  await writeFile(file, withPlanDisk(text, diskPath));
+  return file;
+}
+
+/** Runs the plan against the disk image file through loop devices, in this process. */
+export async function runDemoOnLoopDevices(
+  workspace: DemoWorkspace,
+  onProgress: OnProgress,
+  signal: AbortSignal,
+): Promise<{ report: RunReport; newOsRelease: Record<string, string>; logFile: string }> {
+  const planPath = await writeDemoPlan(workspace, workspace.diskPath, join(workspace.dir, 'plan.yaml'));
+  const plan = await loadPlanFile(planPath);
+  const workDir = join(workspace.dir, 'work');
+  const log = createRunLog(join(workDir, 'reimage.log'));
+  const report = await runPlan({ plan, planPath, workDir, log, onProgress, signal });
+  return { report, newOsRelease: await readOsRelease(workspace.diskPath, log), logFile: log.file };
+}
+
+/** /etc/os-release of the disk's new root, read through a read-only mount. */
+async function readOsRelease(diskPath: string, log: Logger): Promise<Record<string, string>> {
+  const loop = await attachLoopDevice(diskPath, { readOnly: true });
+  try {
+    const device = await resolvePartition(loop.device, 2);
+    const mount = await mountReadOnly(device, join(`${diskPath}.mnt`), log);
+    try {
+      const text = await readFile(join(mount.dir, 'etc/os-release'), 'utf8');
+      const fields: Record<string, string> = {};
+      for (const line of text.split('\n')) {
+        const match = /^([A-Z_]+)=(.*)$/.exec(line);
+        if (match?.[1] !== undefined && match[2] !== undefined) fields[match[1]] = match[2].replace(/^"|"$/g, '');
+      }
+      return fields;
+    } finally {
+      await mount.unmount();
+    }
+  } finally {
+    await loop.detach();
+  }
+}
+
+export interface VmDemoResult {
+  readonly reimage: { ending: string; durationMs: number; serialLog: string };
+  readonly newBoot: { ending: string; durationMs: number; serialLog: string };
+  readonly identity: IdentityReport | undefined;
+  readonly initramfsSizeBytes: number;
+  readonly initramfsBuildMs: number;
+}
+
+/** Builds the reimage initramfs for a plan whose disk is the VM's /dev/vda. */
+export async function buildDemoInitramfs(
+  workspace: DemoWorkspace,
+  planText: string | undefined,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<{ path: string; sizeBytes: number; durationMs: number }> {
+  const planPath = join(workspace.dir, 'vm-plan.yaml');
+  if (planText === undefined) await writeDemoPlan(workspace, '/dev/vda', planPath);
+  else await writeFile(planPath, planText);
+  const outPath = join(workspace.dir, 'reimage-initramfs.img');
+  const started = Date.now();
+  const summary = await buildInitramfs({
+    planPath,
+    modulesDir: workspace.fixtures.kernel.modulesDir,
+    outPath,
+    tools: [...RUNNER_TOOLS, ...DECODER_TOOLS],
+    projectDir: PROJECT_DIR,
+    log,
+    signal,
+  });
+  return { path: outPath, sizeBytes: summary.sizeBytes, durationMs: Date.now() - started };
+}
+
+/** Boots the reimage initramfs against the disk in QEMU, the serial console shown live. */
+export async function bootReimageVm(
+  workspace: DemoWorkspace,
+  initrdPath: string,
+  onSerialLine: (line: string) => void,
+  signal: AbortSignal,
+): Promise<{ ending: string; durationMs: number; serialLog: string }> {
+  return runVm({
+    kernelPath: workspace.fixtures.kernel.vmlinuzPath,
+    initrdPath,
+    append: 'console=ttyS0,115200 console=tty0 panic=-1',
+    diskPath: workspace.diskPath,
+    memoryMiB: 3072,
+    timeoutMs: 20 * 60_000,
+    onSerialLine,
+    signal,
+  });
+}
+
+/** Boots the disk by its own bootloader (no -kernel) and reads the identity the OS prints. */
+export async function bootDiskOnItsOwn(
+  workspace: DemoWorkspace,
+  onSerialLine: (line: string) => void,
+  signal: AbortSignal,
+): Promise<{ ending: string; durationMs: number; serialLog: string; identity: IdentityReport | undefined }> {
+  const result = await runVm({
+    diskPath: workspace.diskPath,
+    memoryMiB: 1024,
+    timeoutMs: 10 * 60_000,
+    onSerialLine,
+    signal,
+  });
+  return { ...result, identity: parseIdentityReport(result.serialLog) };
+}
+
+/** Copies a file out of the demo workspace (used to keep the reimaged disk's log). */
+export async function keepFile(source: string, destination: string): Promise<void> {
+  await copyFile(source, destination);
+}

@@ -1,0 +1,17 @@
+/**
+ * The system tools the runner (and the libraries it calls) spawn. The initramfs builder
+ * copies each, with its shared-library closure, next to busybox; the writer's decoders come
+ * from image/'s DECODER_TOOLS. util-linux's blkid, partx and blockdev are carried because
+ * busybox's lack `-o export`, BLKPG partition updates and some ioctls.
+ */
+export const RUNNER_TOOLS: readonly string[] = [
+  'blkid',
+  'blockdev',
+  'partx',
+  'mount',
+  'umount',
+  'losetup',
+  'chroot',
+  'sync',
+  'sfdisk',
+];
