@@ -1,0 +1,40 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { silentLogger } from '../../src/core/logger.ts';
+import { attachLoopDevice, mountReadOnly, resolvePartition } from '../../src/disk/index.ts';
+
+/** Runs `fn` with partitions of a disk image file mounted read-only (by number), then cleans up. */
+export async function withMountedPartitions<T>(
+  diskPath: string,
+  partitions: readonly number[],
+  fn: (dirs: string[]) => Promise<T>,
+): Promise<T> {
+  const loop = await attachLoopDevice(diskPath, { readOnly: true });
+  const base = await mkdtemp(join(tmpdir(), 'reimage-inspect-'));
+  const unmounts: (() => Promise<void>)[] = [];
+  try {
+    const dirs: string[] = [];
+    for (const number of partitions) {
+      const device = await resolvePartition(loop.device, number);
+      const mount = await mountReadOnly(device, join(base, `p${number}`), silentLogger);
+      unmounts.push(() => mount.unmount());
+      dirs.push(mount.dir);
+    }
+    return await fn(dirs);
+  } finally {
+    for (const unmount of unmounts.reverse()) await unmount();
+    await loop.detach();
+    await rm(base, { recursive: true, force: true });
+  }
+}
+
+/** SHA-256 of a whole file (a disk image), to prove it is bit-for-bit unchanged. */
+export async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }), hash);
+  return hash.digest('hex');
+}

@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../../src/cli/demo-session.ts';
+import { silentLogger } from '../../../src/core/logger.ts';
+import { runCommand } from '../../../src/core/run-command.ts';
+import { sha256OfFile, withMountedPartitions } from '../../helpers/mounted-disk.ts';
+import { runReimage } from '../../helpers/run-cli.ts';
+
+// `reimage run` against the demo's old disk image through loop devices, as a user runs it.
+// The disk images are real (ext4, an msdos table, a zstd image with a bmaptool block map).
+describe('reimage run on a disk image file (loop devices)', () => {
+  let workspace: DemoWorkspace;
+  let pristineDigest = '';
+
+  before(async () => {
+    workspace = await prepareDemo(silentLogger, 'test-run-plan');
+    pristineDigest = await sha256OfFile(workspace.diskPath);
+  });
+  after(async () => {
+    await runCommand('rm', ['-rf', workspace.dir]);
+  });
+
+  async function planWith(name: string, edit: (text: string) => string): Promise<string> {
+    const file = join(workspace.dir, `${name}.yaml`);
+    await writeDemoPlan(workspace, workspace.diskPath, file);
+    await writeFile(file, edit(await readFile(file, 'utf8')));
+    return file;
+  }
+
+  it('refuses an image whose digest does not match, leaving the disk bit-for-bit unchanged (exit 3)', async () => {
+    const plan = await planWith('wrong-digest', (text) =>
+      text.replace(/sha256: [0-9a-f]{64}/, `sha256: ${'0'.repeat(64)}`),
+    );
+    const result = runReimage(['run', '--plan', plan, '--work-dir', join(workspace.dir, 'work-digest')]);
+    assert.equal(result.exitCode, 3, result.stderr);
+    assert.match(result.stderr, /REIMAGE_IMAGE_DIGEST_MISMATCH/);
+    assert.match(result.stderr, /expected: 0{64}/);
+    assert.match(result.stderr, /Nothing was changed/);
+    assert.equal(await sha256OfFile(workspace.diskPath), pristineDigest);
+  });
+
+  it('refuses a missing required retained path, leaving the disk bit-for-bit unchanged (exit 3)', async () => {
+    const plan = await planWith('missing-path', (text) =>
+      text.replace('- /etc/hostname', '- /etc/no-such-identity-file'),
+    );
+    const result = runReimage(['run', '--plan', plan, '--work-dir', join(workspace.dir, 'work-missing')]);
+    assert.equal(result.exitCode, 3, result.stderr);
+    assert.match(result.stderr, /\/etc\/no-such-identity-file/);
+    assert.equal(await sha256OfFile(workspace.diskPath), pristineDigest);
+  });
+
+  it('refuses a disk that does not exist (exit 3)', async () => {
+    const plan = await planWith('no-disk', (text) => text.replace(/^disk: .*$/m, 'disk: /dev/no-such-disk'));
+    const result = runReimage(['run', '--plan', plan, '--work-dir', join(workspace.dir, 'work-nodisk')]);
+    assert.equal(result.exitCode, 3, result.stderr);
+    assert.match(result.stderr, /REIMAGE_DISK_NOT_FOUND/);
+  });
+
+  it('reimages the disk and keeps the identity, owners by name, modes and xattrs', async () => {
+    const old = await withMountedPartitions(workspace.fixtures.oldDiskPath, [5], async ([root = '']) => ({
+      machineId: await readFile(join(root, 'etc/machine-id'), 'utf8'),
+      hostKey: await readFile(join(root, 'etc/ssh/ssh_host_ed25519_key')),
+      kioskXattrs: (
+        await runCommand('getfattr', [
+          '-R',
+          '-d',
+          '-m',
+          '^(user|trusted|security)\\.',
+          '--absolute-names',
+          join(root, 'etc/kiosk'),
+        ])
+      ).stdout
+        .split(root)
+        .join(''),
+      kioskAcl: (await runCommand('getfacl', ['-R', '-p', join(root, 'etc/kiosk')])).stdout.split(root).join(''),
+      agentCaps: (await runCommand('getcap', [join(root, 'usr/local/bin/kiosk-agent')])).stdout.split(root).join(''),
+    }));
+
+    const plan = await planWith('ok', (text) => text);
+    const result = runReimage(['run', '--plan', plan, '--work-dir', join(workspace.dir, 'work-ok')], {
+      timeoutMs: 600_000,
+    });
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.match(result.stdout, /reimage run: done/);
+    assert.notEqual(await sha256OfFile(workspace.diskPath), pristineDigest);
+
+    await withMountedPartitions(workspace.diskPath, [2, 6], async ([root = '', kiosk = '']) => {
+      assert.match(await readFile(join(root, 'etc/os-release'), 'utf8'), /VERSION_ID="?2\.0/);
+      assert.equal(await readFile(join(root, 'etc/machine-id'), 'utf8'), old.machineId);
+      assert.deepEqual(await readFile(join(root, 'etc/ssh/ssh_host_ed25519_key')), old.hostKey);
+      const key = await stat(join(root, 'etc/ssh/ssh_host_ed25519_key'));
+      assert.equal(key.mode & 0o7777, 0o600);
+      // kiosk is uid 1001 in the old accounts and 2001 in the new: owners follow the name.
+      const config = await stat(join(root, 'etc/kiosk'));
+      assert.equal(config.uid, 2001);
+      assert.equal(
+        (
+          await runCommand('getfattr', [
+            '-R',
+            '-d',
+            '-m',
+            '^(user|trusted|security)\\.',
+            '--absolute-names',
+            join(root, 'etc/kiosk'),
+          ])
+        ).stdout
+          .split(root)
+          .join(''),
+        old.kioskXattrs,
+      );
+      const newAcl = (await runCommand('getfacl', ['-R', '-p', join(root, 'etc/kiosk')])).stdout.split(root).join('');
+      assert.equal(newAcl.replaceAll('2001', '1001'), old.kioskAcl);
+      assert.equal(
+        (await runCommand('getcap', [join(root, 'usr/local/bin/kiosk-agent')])).stdout.split(root).join(''),
+        old.agentCaps,
+      );
+      const report = JSON.parse(await readFile(join(kiosk, 'log/report.json'), 'utf8')) as {
+        result: string;
+        entriesVerified: number;
+        bytesSkipped: number;
+      };
+      assert.equal(report.result, 'ok');
+      assert.ok(report.entriesVerified > 10);
+      assert.ok(report.bytesSkipped > 0, 'the block map made the writer skip unmapped ranges');
+      assert.match(await readFile(join(kiosk, 'log/reimage.log'), 'utf8'), /stage 3\/3 restore/);
+    });
+  });
+});
