@@ -1,0 +1,15 @@
+export type { AccountDb } from './account-db.ts';
+export { parseAccountDb } from './account-db.ts';
+export type { CaptureOptions, CaptureSummary } from './capture-bundle.ts';
+export { captureBundle } from './capture-bundle.ts';
+export { formatBundleListing, inspectBundle } from './inspect-bundle.ts';
+export type { BundleManifest, EntryType, ManifestEntry } from './manifest.ts';
+export { MANIFEST_MEMBER_NAME } from './manifest.ts';
+export type { OwnerMode, OwnerPlan } from './owner-plan.ts';
+export { planOwners } from './owner-plan.ts';
+export type { RestoreOptions, RestoreSummary } from './restore-bundle.ts';
+export { restoreBundle } from './restore-bundle.ts';
+export type { RetainRequest } from './retain-list.ts';
+export { parseRetainList } from './retain-list.ts';
+export type { Difference, VerifyOptions, VerifySummary } from './verify-bundle.ts';
+export { verifyBundle } from './verify-bundle.ts';

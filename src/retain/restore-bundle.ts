@@ -1,0 +1,355 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { chmod, chown, lchown, link, lstat, mkdir, open, readFile, rename, rm, symlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { listAttributes, removeAttribute, setAttribute } from '@napi-rs/xattr';
+import type { Logger } from '../core/logger.ts';
+import { silentLogger } from '../core/logger.ts';
+import type { OnProgress } from '../core/progress.ts';
+import { ignoreProgress, throttleProgress } from '../core/progress.ts';
+import { isReimageError, isSystemError, ReimageError } from '../core/reimage-error.ts';
+import { runCommand } from '../core/run-command.ts';
+import type { AccountDb } from './account-db.ts';
+import { emptyAccountDb, parseAccountDb } from './account-db.ts';
+import { setExactTimes } from './file-times.ts';
+import type { ManifestEntry } from './manifest.ts';
+import type { OwnerMode, OwnerPlan } from './owner-plan.ts';
+import { planOwners } from './owner-plan.ts';
+import { ACL_XATTR_NAMES, remapAcl } from './posix-acl.ts';
+import { checkBundle, openBundle } from './read-bundle.ts';
+import { inspectTarget, joinUnder, safeComponents } from './safe-path.ts';
+import type { TarMember } from './tar-reader.ts';
+
+export interface RestoreOptions {
+  /** The new root, with its other filesystems mounted under it. */
+  readonly root: string;
+  readonly bundlePath: string;
+  readonly owners: OwnerMode;
+  readonly log?: Logger;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: OnProgress;
+}
+
+export interface RestoreSummary {
+  readonly entriesRestored: number;
+  readonly bytes: number;
+  /** Directories that restore had to create because the new root lacked them (mode 0755, root:root). */
+  readonly createdParents: string[];
+  readonly warnings: string[];
+}
+
+/** Written last on each entry: the kernel clears file capabilities on chown, and a later xattr write could too. */
+const CAPABILITY_XATTR = 'security.capability';
+/** Files up to this size are copied with one read and one write; larger ones stream. */
+const SMALL_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Reads a root's account database without following symlinks out of it: /etc/passwd as a
+ * symlink could point at the host's own file, whose ids mean nothing for the new root.
+ */
+export async function readRootAccounts(root: string): Promise<{ accounts: AccountDb; warnings: string[] }> {
+  const warnings: string[] = [];
+  const readSafely = async (name: string): Promise<string> => {
+    const path = joinUnder(root, ['etc', name]);
+    try {
+      await inspectTarget(root, ['etc', name]);
+      const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        return await handle.readFile('utf8');
+      } finally {
+        await handle.close();
+      }
+    } catch (e) {
+      warnings.push(
+        `cannot read /etc/${name} of the root (${isSystemError(e) || isReimageError(e) ? e.code : String(e)}); owners keep their numeric ids`,
+      );
+      return '';
+    }
+  };
+  const passwd = await readSafely('passwd');
+  const group = await readSafely('group');
+  return { accounts: passwd === '' && group === '' ? emptyAccountDb : parseAccountDb(passwd, group), warnings };
+}
+
+export function mappedXattrs(member: TarMember, plan: OwnerPlan): Map<string, Buffer> {
+  const xattrs = new Map<string, Buffer>();
+  for (const [name, value] of member.xattrs) {
+    xattrs.set(name, ACL_XATTR_NAMES.has(name) ? remapAcl(value, plan.uidMap, plan.gidMap) : value);
+  }
+  return xattrs;
+}
+
+/**
+ * Makes a path's xattrs exactly the bundle's: removes inherited ACLs and leftovers, then writes
+ * each value, file capabilities last. A label the new system's policy gave (security.selinux)
+ * is kept when the bundle has none, since removing it could make the file unusable there.
+ */
+async function applyXattrs(path: string, xattrs: ReadonlyMap<string, Buffer>, isSymlink: boolean): Promise<void> {
+  for (const name of await listAttributes(path)) {
+    if (!xattrs.has(name) && name !== 'security.selinux') await removeAttribute(path, name);
+  }
+  const names = [...xattrs.keys()].sort((a, b) => Number(a === CAPABILITY_XATTR) - Number(b === CAPABILITY_XATTR));
+  for (const name of names) {
+    const value = xattrs.get(name);
+    if (value === undefined) continue;
+    if (isSymlink && name.startsWith('user.')) continue; // Linux forbids user.* on symlinks; capture cannot have seen one.
+    await setAttribute(path, name, value);
+  }
+}
+
+function restoreFailed(entry: ManifestEntry, e: unknown): ReimageError {
+  if (isReimageError(e)) return e.withTargetTouched();
+  const code = isSystemError(e) ? e.code : 'unknown';
+  return new ReimageError(
+    'REIMAGE_RETAIN_RESTORE_FAILED',
+    `Restoring ${entry.path} failed (${code}): ${e instanceof Error ? e.message : String(e)}. The new root is partly restored; fix the cause and run the restore again.`,
+    { evidence: { path: entry.path, field: entry.type }, cause: e, targetTouched: true },
+  );
+}
+
+/**
+ * Restores a bundle into a new root. Nothing is written until the whole bundle has been checked
+ * (structure, manifest, digests) and every entry's place in the target has been found safe.
+ * Each non-directory entry is built beside its final name and renamed over it, so a crash
+ * never leaves a half-written key under the real name.
+ */
+export async function restoreBundle(options: RestoreOptions): Promise<RestoreSummary> {
+  const root = resolve(options.root);
+  const log = options.log ?? silentLogger;
+  const signal = options.signal;
+  const progress = throttleProgress(options.onProgress ?? ignoreProgress);
+  const rootStats = await lstat(`${root}/`).catch(() => null);
+  if (rootStats?.isDirectory() !== true) {
+    throw new ReimageError(
+      'REIMAGE_RETAIN_ROOT_MISSING',
+      `The root ${root} is not a directory. Mount the new root there first.`,
+      {
+        evidence: { path: root },
+      },
+    );
+  }
+
+  // 1. Check everything, write nothing.
+  const { manifest, members } = await checkBundle(options.bundlePath, { signal });
+  const { accounts, warnings: accountWarnings } = await readRootAccounts(root);
+  const plan = planOwners(manifest.entries, options.owners === 'by-id' ? emptyAccountDb : accounts, options.owners);
+  const warnings = [...accountWarnings, ...plan.warnings];
+  const createdParents: string[] = [];
+  const willExist = new Set<string>();
+  const existingDirs = new Set<string>();
+  const replaced = new Set<string>();
+  for (const entry of manifest.entries) {
+    signal?.throwIfAborted();
+    const components = safeComponents(entry.path);
+    const state = await inspectTarget(root, components);
+    for (const ancestor of state.missingAncestors) {
+      if (!willExist.has(ancestor)) {
+        createdParents.push(ancestor);
+        willExist.add(ancestor);
+      }
+    }
+    const existing = state.existing;
+    if (existing !== null) {
+      const isDir = existing.isDirectory();
+      if (isDir !== (entry.type === 'directory')) {
+        throw new ReimageError(
+          'REIMAGE_RETAIN_TARGET_CONFLICT',
+          `${entry.path} is a ${entry.type} in the bundle but ${isDir ? 'a directory' : existing.isSymbolicLink() ? 'a symlink' : 'not a directory'} in the new root. Nothing was restored; remove it from the new image or from the retention list.`,
+          { evidence: { path: entry.path, expected: entry.type, actual: isDir ? 'directory' : 'non-directory' } },
+        );
+      }
+      if (isDir) existingDirs.add(entry.path);
+      else replaced.add(entry.path);
+    }
+    willExist.add(entry.path);
+  }
+  for (const warning of warnings) log.warn(warning);
+
+  // 2. Write. From here on, any failure says the target was touched.
+  const handle = await openBundle(options.bundlePath);
+  const totalBytes = manifest.entries.reduce((sum, entry) => sum + entry.sizeBytes, 0);
+  let doneBytes = 0;
+  let entriesRestored = 0;
+  const times: Array<{ path: string; timeNs: bigint }> = [];
+  const directories: Array<{ path: string; timeNs: bigint }> = [];
+  try {
+    for (const parent of createdParents) {
+      await mkdir(joinUnder(root, safeComponents(parent)), { mode: 0o755 });
+    }
+    for (const [index, entry] of manifest.entries.entries()) {
+      signal?.throwIfAborted();
+      const member = members[index];
+      if (member === undefined) continue;
+      const components = safeComponents(entry.path);
+      const finalPath = joinUnder(root, components);
+      const uid = plan.uidMap.get(entry.uid) ?? entry.uid;
+      const gid = plan.gidMap.get(entry.gid) ?? entry.gid;
+      const xattrs = mappedXattrs(member, plan);
+      try {
+        if (entry.type === 'directory') {
+          if (!existingDirs.has(entry.path)) await mkdir(finalPath, { mode: 0o700 });
+          await chown(finalPath, uid, gid);
+          await chmod(finalPath, entry.mode);
+          await applyXattrs(finalPath, xattrs, false);
+          directories.push({ path: finalPath, timeNs: BigInt(entry.mtimeNs) });
+        } else {
+          const tempPath = joinUnder(root, [
+            ...components.slice(0, -1),
+            `.reimage-${randomBytes(6).toString('hex')}.tmp`,
+          ]);
+          try {
+            if (entry.type === 'file') {
+              await writeFileFromBundle(handle, options.bundlePath, member, entry, tempPath, {
+                uid,
+                gid,
+                xattrs,
+                durable: replaced.has(entry.path),
+                signal,
+              });
+              doneBytes += entry.sizeBytes;
+            } else if (entry.type === 'symlink') {
+              await symlink(entry.linkTarget ?? '', tempPath);
+              await lchown(tempPath, uid, gid);
+              await applyXattrs(tempPath, xattrs, true);
+            } else if (entry.type === 'hardlink') {
+              await link(joinUnder(root, safeComponents(entry.linkTarget ?? '')), tempPath);
+            } else {
+              await makeSpecial(entry, tempPath, signal);
+              await chown(tempPath, uid, gid);
+              await chmod(tempPath, entry.mode);
+              await applyXattrs(tempPath, xattrs, false);
+            }
+            await rename(tempPath, finalPath);
+          } finally {
+            // rename() is a no-op when both names are already links to one inode; drop the spare.
+            await rm(tempPath, { force: true });
+          }
+          if (entry.type !== 'hardlink') times.push({ path: finalPath, timeNs: BigInt(entry.mtimeNs) });
+        }
+      } catch (e) {
+        throw restoreFailed(entry, e);
+      }
+      entriesRestored += 1;
+      progress.report({
+        phase: 'restore',
+        done: doneBytes,
+        total: totalBytes,
+        unit: 'bytes',
+        counters: { entries: entriesRestored },
+      });
+    }
+    // Times last: every create and rename above changed some directory's mtime.
+    await setExactTimes([...times, ...directories.reverse()], signal);
+    await runCommand('sync', ['-f', root], { signal });
+  } catch (e) {
+    throw isReimageError(e) ? e.withTargetTouched() : restoreFailed({ path: root } as ManifestEntry, e);
+  } finally {
+    await handle.close();
+  }
+  progress.flush({
+    phase: 'restore',
+    done: doneBytes,
+    total: totalBytes,
+    unit: 'bytes',
+    counters: { entries: entriesRestored },
+  });
+  for (const parent of createdParents) log.info(`created missing directory ${parent} (0755, root:root)`);
+  log.info(`restored ${entriesRestored} entries (${doneBytes} bytes) into ${root}`);
+  return { entriesRestored, bytes: doneBytes, createdParents, warnings };
+}
+
+async function makeSpecial(entry: ManifestEntry, tempPath: string, signal?: AbortSignal): Promise<void> {
+  // Node has no mknod/mkfifo; coreutils does, and these entries are rare.
+  if (entry.type === 'fifo') {
+    await runCommand('mkfifo', ['-m', '600', '--', tempPath], { signal });
+    return;
+  }
+  const kind = entry.type === 'char-device' ? 'c' : 'b';
+  await runCommand(
+    'mknod',
+    ['-m', '600', '--', tempPath, kind, String(entry.devMajor ?? 0), String(entry.devMinor ?? 0)],
+    { signal },
+  );
+}
+
+async function writeFileFromBundle(
+  bundle: FileHandle,
+  bundlePath: string,
+  member: TarMember,
+  entry: ManifestEntry,
+  tempPath: string,
+  how: {
+    readonly uid: number;
+    readonly gid: number;
+    readonly xattrs: ReadonlyMap<string, Buffer>;
+    /** Replacing an existing file: its new data must be on disk before the rename (one sync for the rest). */
+    readonly durable: boolean;
+    readonly signal?: AbortSignal;
+  },
+): Promise<void> {
+  const { uid, gid, xattrs, signal } = how;
+  const out = await open(
+    tempPath,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
+  const hash = createHash('sha256');
+  try {
+    if (entry.sizeBytes <= SMALL_FILE_BYTES) {
+      const buffer = Buffer.allocUnsafe(entry.sizeBytes);
+      let filled = 0;
+      while (filled < entry.sizeBytes) {
+        const { bytesRead } = await bundle.read(
+          buffer,
+          filled,
+          entry.sizeBytes - filled,
+          member.dataOffsetBytes + filled,
+        );
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      hash.update(buffer.subarray(0, filled));
+      await out.write(buffer, 0, filled, 0);
+    } else {
+      const hasher = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          hash.update(chunk);
+          callback(null, chunk);
+        },
+      });
+      await pipeline(
+        createReadStream(bundlePath, {
+          start: member.dataOffsetBytes,
+          end: member.dataOffsetBytes + entry.sizeBytes - 1,
+        }),
+        hasher,
+        createWriteStream('', { fd: out, autoClose: false, start: 0 }),
+        { signal },
+      );
+    }
+    // The bundle was checked before; a different digest now means it changed underneath us.
+    const actual = hash.digest('hex');
+    if (actual !== entry.sha256) {
+      throw new ReimageError(
+        'REIMAGE_RETAIN_DIGEST_MISMATCH',
+        `The bundle changed while ${entry.path} was being restored. Capture it again.`,
+        {
+          evidence: { path: entry.path, expected: entry.sha256, actual },
+          targetTouched: true,
+        },
+      );
+    }
+    // chown clears setuid/setgid and file capabilities: owner first, then mode, then xattrs.
+    await out.chown(uid, gid);
+    await out.chmod(entry.mode);
+    await applyXattrs(tempPath, xattrs, false);
+    // Replacing a key: the new data must be durable before the rename makes it the real one, or a
+    // crash could leave an empty file where the old key was. New files are covered by the final sync.
+    if (how.durable) await out.datasync();
+  } finally {
+    await out.close();
+  }
+}

@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
+import { constants } from 'node:fs';
+import { lstat, open, readlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { getAttribute, listAttributes } from '@napi-rs/xattr';
+import { isReimageError, isSystemError } from '../core/reimage-error.ts';
+import { emptyAccountDb } from './account-db.ts';
+import type { EntryType, ManifestEntry } from './manifest.ts';
+import type { OwnerMode } from './owner-plan.ts';
+import { planOwners } from './owner-plan.ts';
+import { checkBundle } from './read-bundle.ts';
+import { mappedXattrs, readRootAccounts } from './restore-bundle.ts';
+import { inspectTarget, joinUnder, safeComponents } from './safe-path.ts';
+
+export interface VerifyOptions {
+  readonly root: string;
+  readonly bundlePath: string;
+  /** Must be the mode the restore used, so remapped owners are expected, not reported. Default by-name. */
+  readonly owners?: OwnerMode;
+  readonly signal?: AbortSignal;
+}
+
+export interface Difference {
+  readonly path: string;
+  /** What differs: missing, type, mode, uid, gid, size, sha256, mtime, link target, hard link, device, xattr NAME, unsafe path. */
+  readonly what: string;
+  readonly expected: string;
+  readonly actual: string;
+}
+
+export interface VerifySummary {
+  readonly ok: boolean;
+  readonly entriesChecked: number;
+  readonly differences: Difference[];
+}
+
+function typeOf(stats: BigIntStats): EntryType | 'socket' | 'unknown' {
+  if (stats.isFile()) return 'file';
+  if (stats.isDirectory()) return 'directory';
+  if (stats.isSymbolicLink()) return 'symlink';
+  if (stats.isFIFO()) return 'fifo';
+  if (stats.isCharacterDevice()) return 'char-device';
+  if (stats.isBlockDevice()) return 'block-device';
+  return stats.isSocket() ? 'socket' : 'unknown';
+}
+
+const octal = (mode: number): string => mode.toString(8).padStart(4, '0');
+const hex = (value: Buffer | null): string => (value === null ? '(absent)' : `0x${value.toString('hex')}`);
+
+async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    await pipeline(handle.createReadStream({ autoClose: false }), hash, { signal });
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * Re-reads every retained entry under the root and compares it with the bundle's manifest and
+ * xattr records — content by SHA-256, owners as the restore mapped them, mtimes to the
+ * nanosecond. Differences are data; the caller decides that any difference is a failure.
+ */
+export async function verifyBundle(options: VerifyOptions): Promise<VerifySummary> {
+  const root = resolve(options.root);
+  const owners = options.owners ?? 'by-name';
+  const { manifest, members } = await checkBundle(options.bundlePath, { signal: options.signal });
+  const { accounts } = await readRootAccounts(root);
+  const plan = planOwners(manifest.entries, owners === 'by-id' ? emptyAccountDb : accounts, owners);
+  const differences: Difference[] = [];
+  const inodes = new Map<string, bigint>();
+  let entriesChecked = 0;
+  for (const [index, entry] of manifest.entries.entries()) {
+    options.signal?.throwIfAborted();
+    const member = members[index];
+    if (member === undefined) continue;
+    entriesChecked += 1;
+    const differ = (what: string, expected: string | number, actual: string | number): void => {
+      differences.push({ path: entry.path, what, expected: String(expected), actual: String(actual) });
+    };
+    const components = safeComponents(entry.path);
+    const path = joinUnder(root, components);
+    let stats: BigIntStats;
+    try {
+      await inspectTarget(root, components);
+      stats = await lstat(path, { bigint: true });
+    } catch (e) {
+      if (isReimageError(e)) differ('unsafe path', 'real directories above it', e.message);
+      else if (isSystemError(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR'))
+        differ('missing', entry.type, 'absent');
+      else throw e;
+      continue;
+    }
+    inodes.set(entry.path, stats.ino);
+    const actualType = typeOf(stats);
+    if (entry.type === 'hardlink') {
+      const targetIno = inodes.get(entry.linkTarget ?? '');
+      if (actualType === 'directory' || targetIno !== stats.ino) {
+        differ('hard link', `same inode as ${entry.linkTarget}`, `inode ${stats.ino}`);
+      }
+      continue;
+    }
+    if (actualType !== entry.type) {
+      differ('type', entry.type, actualType);
+      continue;
+    }
+    checkMetadata(
+      entry,
+      stats,
+      plan.uidMap.get(entry.uid) ?? entry.uid,
+      plan.gidMap.get(entry.gid) ?? entry.gid,
+      differ,
+    );
+    if (entry.type === 'file') {
+      const actual = await hashFile(path, options.signal);
+      if (actual !== entry.sha256) differ('sha256', entry.sha256 ?? '', actual);
+    }
+    if (entry.type === 'symlink') {
+      const target = await readlink(path);
+      if (target !== entry.linkTarget) differ('link target', entry.linkTarget ?? '', target);
+    }
+    const expectedXattrs = mappedXattrs(member, plan);
+    const actualNames = new Set(await listAttributes(path));
+    for (const [name, value] of expectedXattrs) {
+      const actual = actualNames.has(name) ? await getAttribute(path, name) : null;
+      if (actual === null || !actual.equals(value)) differ(`xattr ${name}`, hex(value), hex(actual));
+    }
+    for (const name of actualNames) {
+      // A label the new system's policy gave is expected when the bundle had none (restore keeps it).
+      if (!expectedXattrs.has(name) && name !== 'security.selinux')
+        differ(`xattr ${name}`, '(absent)', hex(await getAttribute(path, name)));
+    }
+  }
+  return { ok: differences.length === 0, entriesChecked, differences };
+}
+
+function checkMetadata(
+  entry: ManifestEntry,
+  stats: BigIntStats,
+  uid: number,
+  gid: number,
+  differ: (what: string, expected: string | number, actual: string | number) => void,
+): void {
+  const mode = Number(stats.mode) & 0o7777;
+  // Linux has no lchmod: a symlink's own mode is always 0777 and is not restored.
+  if (entry.type !== 'symlink' && mode !== entry.mode) differ('mode', octal(entry.mode), octal(mode));
+  if (Number(stats.uid) !== uid) differ('uid', uid, Number(stats.uid));
+  if (Number(stats.gid) !== gid) differ('gid', gid, Number(stats.gid));
+  if (entry.type === 'file' && Number(stats.size) !== entry.sizeBytes)
+    differ('size', entry.sizeBytes, Number(stats.size));
+  if (stats.mtimeNs.toString() !== entry.mtimeNs) differ('mtime', entry.mtimeNs, stats.mtimeNs.toString());
+  if (entry.type === 'char-device' || entry.type === 'block-device') {
+    const rdev = stats.rdev;
+    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    if (major !== entry.devMajor || minor !== entry.devMinor)
+      differ('device', `${entry.devMajor},${entry.devMinor}`, `${major},${minor}`);
+  }
+}
