@@ -40,7 +40,7 @@ function timeText(mtimeNs: string): string {
 
 /** Quotes names the way `ls --quoting-style=c` would only when they contain something unprintable. */
 function nameText(path: string): string {
-  return /[\x00-\x1f\x7f]/.test(path) ? JSON.stringify(path) : path;
+  return [...path].some((char) => char < ' ' || char === '\u007f') ? JSON.stringify(path) : path;
 }
 
 /** Lines like `ls -l`, owners as name(id); the manifest's header first. */

@@ -13,7 +13,7 @@ export type PatternComponent =
   | { readonly kind: 'globstar' };
 
 function listError(file: string, lineNumber: number, what: string, line: string): ReimageError {
-  return new ReimageError('REIMAGE_RETAIN_LIST_SYNTAX', `${file}:${lineNumber}: ${what}. Fix that line of the list.`, {
+  return new ReimageError('REIMAGE_RETAIN_LIST_INVALID', `${file}:${lineNumber}: ${what}. Fix that line of the list.`, {
     evidence: { file, line: lineNumber, actual: line },
   });
 }
