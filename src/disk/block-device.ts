@@ -1,0 +1,231 @@
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Logger } from '../core/logger.ts';
+import { isSystemError, ReimageError } from '../core/reimage-error.ts';
+import { runCommand } from '../core/run-command.ts';
+
+/** What we need to know about a write target before touching it. */
+export interface TargetInfo {
+  /** The path as given. */
+  readonly path: string;
+  /** Symlinks resolved (/dev/disk/by-id/... -> /dev/sdb). */
+  readonly realPath: string;
+  readonly kind: 'block-device' | 'file';
+  readonly sizeBytes: number;
+  /** Smallest unit the device writes; O_DIRECT lengths and offsets must be multiples of it. */
+  readonly logicalBlockSizeBytes: number;
+  /** "major:minor" of a block device, as /proc/self/mountinfo and sysfs name it. */
+  readonly deviceNumber: string | undefined;
+}
+
+function targetError(code: string, message: string, path: string, cause?: unknown): ReimageError {
+  return new ReimageError(code, message, { evidence: { path }, cause });
+}
+
+/** Reads a small sysfs attribute, or undefined if it is absent. */
+async function sysfsText(path: string): Promise<string | undefined> {
+  try {
+    return (await readFile(path, 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Size in bytes of a block device by its "major:minor", from sysfs (always in 512-byte units). */
+export async function blockDeviceSizeBytes(deviceNumber: string): Promise<number> {
+  const sectors = await sysfsText(`/sys/dev/block/${deviceNumber}/size`);
+  if (sectors === undefined || !/^\d+$/.test(sectors)) {
+    throw new ReimageError(
+      'REIMAGE_TARGET_UNREADABLE',
+      `Cannot read the size of block device ${deviceNumber} from sysfs.`,
+      {
+        evidence: { deviceNumber },
+      },
+    );
+  }
+  return Number(sectors) * 512;
+}
+
+/** Stats a target: a block device or an existing regular file. It is never created or resized. */
+export async function inspectTarget(path: string): Promise<TargetInfo> {
+  let realPath: string;
+  let stats: Awaited<ReturnType<typeof stat>>;
+  try {
+    realPath = await realpath(path);
+    stats = await stat(realPath);
+  } catch (e) {
+    const reason = isSystemError(e) ? e.code : String(e);
+    throw targetError(
+      'REIMAGE_TARGET_UNREADABLE',
+      `Cannot open the target ${path} (${reason}). TARGET must be an existing block device or disk image file.`,
+      path,
+      e,
+    );
+  }
+  if (stats.isBlockDevice()) {
+    const deviceNumber = `${Math.floor(stats.rdev / 256) & 0xfff}:${(stats.rdev & 0xff) | ((stats.rdev >> 12) & 0xfff00)}`;
+    const sizeBytes = await blockDeviceSizeBytes(deviceNumber);
+    const lbs =
+      (await sysfsText(`/sys/dev/block/${deviceNumber}/queue/logical_block_size`)) ??
+      (await sysfsText(`/sys/dev/block/${deviceNumber}/../queue/logical_block_size`));
+    return {
+      path,
+      realPath,
+      kind: 'block-device',
+      sizeBytes,
+      logicalBlockSizeBytes: lbs !== undefined && /^\d+$/.test(lbs) ? Number(lbs) : 512,
+      deviceNumber,
+    };
+  }
+  if (stats.isFile()) {
+    return { path, realPath, kind: 'file', sizeBytes: stats.size, logicalBlockSizeBytes: 512, deviceNumber: undefined };
+  }
+  throw targetError(
+    'REIMAGE_TARGET_UNSUPPORTED',
+    `The target ${path} is neither a block device nor a regular file.`,
+    path,
+  );
+}
+
+/** One line of /proc/self/mountinfo, reduced to what the mounted-check needs. */
+export interface MountEntry {
+  readonly deviceNumber: string;
+  readonly mountPoint: string;
+  readonly source: string;
+}
+
+/** Parses /proc/self/mountinfo (octal escapes such as \040 in paths are decoded). Pure. */
+export function parseMountInfo(text: string): MountEntry[] {
+  const decodeOctal = (value: string): string =>
+    value.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+  const entries: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const [left, right] = line.split(' - ');
+    const fields = left?.split(' ') ?? [];
+    const deviceNumber = fields[2];
+    const mountPoint = fields[4];
+    const source = right?.split(' ')[1];
+    if (deviceNumber === undefined || mountPoint === undefined) continue;
+    entries.push({ deviceNumber, mountPoint: decodeOctal(mountPoint), source: decodeOctal(source ?? '') });
+  }
+  return entries;
+}
+
+/** The "major:minor" of each partition of a whole disk, from sysfs (none for a partition itself). */
+async function partitionDeviceNumbers(deviceNumber: string): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const sysDir = `/sys/dev/block/${deviceNumber}`;
+  let names: string[];
+  try {
+    names = await readdir(sysDir);
+  } catch {
+    return found;
+  }
+  for (const name of names) {
+    if ((await sysfsText(join(sysDir, name, 'partition'))) === undefined) continue;
+    const dev = await sysfsText(join(sysDir, name, 'dev'));
+    if (dev !== undefined) found.set(dev, name);
+  }
+  return found;
+}
+
+/** Loop devices whose backing file is `realPath`, as "major:minor" -> name. */
+async function loopDevicesBacking(realPath: string): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  let names: string[];
+  try {
+    names = await readdir('/sys/block');
+  } catch {
+    return found;
+  }
+  for (const name of names) {
+    if (!name.startsWith('loop')) continue;
+    const backing = await sysfsText(`/sys/block/${name}/loop/backing_file`);
+    if (backing !== realPath) continue;
+    const dev = await sysfsText(`/sys/block/${name}/dev`);
+    if (dev !== undefined) found.set(dev, name);
+  }
+  return found;
+}
+
+/**
+ * Why the target must not be written: the mount points of it or of any partition of it, and the
+ * devices (device-mapper, md) built on top of it. For a file, the same for any loop device backed
+ * by it. Writing under a mounted filesystem corrupts it and the image alike.
+ */
+export async function findTargetUsers(target: TargetInfo): Promise<string[]> {
+  const devices = new Map<string, string>();
+  if (target.deviceNumber !== undefined) devices.set(target.deviceNumber, basename(target.realPath));
+  else for (const [dev, name] of await loopDevicesBacking(target.realPath)) devices.set(dev, name);
+  for (const dev of [...devices.keys()]) {
+    for (const [partDev, name] of await partitionDeviceNumbers(dev)) devices.set(partDev, name);
+  }
+  const users: string[] = [];
+  const mountInfo = parseMountInfo((await sysfsText('/proc/self/mountinfo')) ?? '');
+  for (const entry of mountInfo) {
+    const name = devices.get(entry.deviceNumber);
+    if (name !== undefined) users.push(`${name} mounted on ${entry.mountPoint}`);
+    else if (entry.source === target.realPath) users.push(`${entry.source} mounted on ${entry.mountPoint}`);
+  }
+  for (const [dev, name] of devices) {
+    let holders: string[] = [];
+    try {
+      holders = await readdir(`/sys/dev/block/${dev}/holders`);
+    } catch {
+      // No holders directory: nothing is stacked on it.
+    }
+    for (const holder of holders) users.push(`${name} is in use by ${holder}`);
+  }
+  return users;
+}
+
+/**
+ * Asks the kernel to make a byte range read as zeros without sending zero buffers: a hole
+ * punched in a file, a write-zeroes (or discard that zeroes) on a block device. Uses util-linux
+ * `fallocate` because Node exposes neither fallocate(2) nor the BLKZEROOUT ioctl. Returns false
+ * when the kernel or the filesystem cannot do it, so the caller writes zeros instead.
+ */
+export async function zeroRange(
+  target: TargetInfo,
+  offsetBytes: number,
+  lengthBytes: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const mode = target.kind === 'file' ? ['--punch-hole'] : ['--zero-range', '--keep-size'];
+  const result = await runCommand(
+    'fallocate',
+    [...mode, '--offset', String(offsetBytes), '--length', String(lengthBytes), target.realPath],
+    { allowFailure: true, ...(signal === undefined ? {} : { signal }) },
+  ).catch((e: unknown) => {
+    // A missing fallocate binary (a minimal initramfs) is not an error: zeros get written instead.
+    if (e instanceof ReimageError && e.code === 'REIMAGE_TOOL_MISSING') return { exitCode: 127 };
+    throw e;
+  });
+  return result.exitCode === 0;
+}
+
+/**
+ * Asks the kernel to re-read a disk's partition table after a write. This machine's own kernel
+ * parses no tables (see FACTS.md), so "no partitions appeared" is not a failure; an error is
+ * logged, not thrown, because the image is already written and verified by then.
+ */
+export async function rereadPartitionTable(target: TargetInfo, log: Logger): Promise<void> {
+  if (target.kind !== 'block-device') return;
+  if ((await sysfsText(`/sys/dev/block/${target.deviceNumber ?? ''}/partition`)) !== undefined) return;
+  const result = await runCommand('blockdev', ['--rereadpt', target.realPath], { allowFailure: true }).catch(
+    (e: unknown) => ({ exitCode: 127, stderr: e instanceof Error ? e.message : String(e) }),
+  );
+  if (result.exitCode !== 0) {
+    log.warn(`could not re-read the partition table of ${target.path}: ${result.stderr.trim()}`);
+  }
+}
+
+/** Drops the kernel's cached pages of a block device, so a read-back reaches the device. */
+export async function dropBlockDeviceCache(target: TargetInfo): Promise<boolean> {
+  if (target.kind !== 'block-device') return false;
+  const result = await runCommand('blockdev', ['--flushbufs', target.realPath], { allowFailure: true }).catch(() => ({
+    exitCode: 127,
+  }));
+  return result.exitCode === 0;
+}

@@ -1,0 +1,312 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { ReimageError } from '../core/reimage-error.ts';
+import type { TargetInfo } from '../disk/block-device.ts';
+import { zeroRange } from '../disk/block-device.ts';
+import type { BlockMap, MappedRange } from './block-map.ts';
+import { planBlockSegments } from './segments.ts';
+
+/** Decoded bytes are gathered into blocks of this size before they are written. */
+export const BLOCK_BYTES = 4 * 1024 * 1024;
+/** Blocks in flight at once: enough to keep the disk busy while the decoder fills the next one. */
+export const BLOCKS_IN_FLIGHT = 4;
+/** Zero runs at least this long go to the kernel (fallocate); shorter ones are written. */
+export const MIN_KERNEL_ZERO_RUN_BYTES = 1024 * 1024;
+/** With buffered writes, flush after this many bytes so the dirty page cache stays small. */
+export const BUFFERED_FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
+
+export interface SinkCounters {
+  bytesWritten: number;
+  bytesZeroed: number;
+  bytesSkipped: number;
+  imageBytes: number;
+}
+
+export interface BlockSinkOptions {
+  readonly target: TargetInfo;
+  /** The fd to write through; opened with O_DIRECT when `direct` is true. */
+  readonly handle: FileHandle;
+  /** A buffered fd for writes O_DIRECT cannot take (an unaligned tail). Same as handle when not direct. */
+  readonly bufferedHandle: FileHandle;
+  readonly direct: boolean;
+  /** Memory for BLOCKS_IN_FLIGHT + 1 blocks (the last one stays zero), aligned for O_DIRECT. */
+  readonly slab: Buffer;
+  readonly blockMap: BlockMap | undefined;
+  /** Hash of the whole decoded image, for the read-back check without a map. */
+  readonly imageHash: Hash | undefined;
+  readonly onTouch: () => void;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Takes decoded image bytes in order and puts them on the target: only mapped ranges with a block
+ * map (each range's digest checked), otherwise everything, with zero runs handed to the kernel.
+ * Writes run concurrently (several blocks in flight); the decoder waits when all are busy.
+ */
+export class BlockSink {
+  readonly counters: SinkCounters = { bytesWritten: 0, bytesZeroed: 0, bytesSkipped: 0, imageBytes: 0 };
+  /** Digests of each mapped range as written, by index; used by the read-back. */
+  readonly rangeDigests: string[] = [];
+
+  readonly #o: BlockSinkOptions;
+  readonly #free: Buffer[] = [];
+  readonly #waiters: Array<() => void> = [];
+  readonly #zeros: Buffer;
+  readonly #inFlight = new Set<Promise<void>>();
+  #failure: unknown;
+  #current: Buffer;
+  #fill = 0;
+  #blockOffsetBytes = 0;
+  #rangeIndex = 0;
+  #rangeHash: Hash | undefined;
+  #pendingZeroStart = -1;
+  #pendingZeroEnd = -1;
+  #kernelZeroing = true;
+  #bufferedSinceFlush = 0;
+  #touched = false;
+
+  constructor(o: BlockSinkOptions) {
+    this.#o = o;
+    for (let i = 0; i < BLOCKS_IN_FLIGHT; i++) this.#free.push(o.slab.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES));
+    this.#zeros = o.slab.subarray(BLOCKS_IN_FLIGHT * BLOCK_BYTES, (BLOCKS_IN_FLIGHT + 1) * BLOCK_BYTES).fill(0);
+    const first = this.#free.pop();
+    if (first === undefined) throw new Error('no block buffers');
+    this.#current = first;
+  }
+
+  /** Copies a decoded chunk in; resolves when the sink can take more. */
+  async push(chunk: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(chunk.length - offset, BLOCK_BYTES - this.#fill);
+      chunk.copy(this.#current, this.#fill, offset, offset + take);
+      this.#fill += take;
+      offset += take;
+      if (this.#fill === BLOCK_BYTES) await this.#dispatch();
+    }
+  }
+
+  /** Writes what is left, waits for every write, and returns the image's decoded size. */
+  async end(): Promise<number> {
+    if (this.#fill > 0) await this.#dispatch();
+    await this.#flushZeroRun();
+    await this.#drain();
+    const map = this.#o.blockMap;
+    if (map !== undefined && this.#rangeIndex < map.ranges.length) {
+      // The image ended inside or before a mapped range: the map and the image disagree.
+      throw this.#fail(
+        new ReimageError(
+          'REIMAGE_IMAGE_SIZE_MISMATCH',
+          `The image ended at byte ${this.counters.imageBytes}, but its block map says it is ${map.imageSizeBytes} bytes. The image or the map is wrong; fetch both again.`,
+          { evidence: { expected: map.imageSizeBytes, actual: this.counters.imageBytes } },
+        ),
+      );
+    }
+    return this.counters.imageBytes;
+  }
+
+  /** Waits for all writes in flight (errors are kept and thrown). */
+  async #drain(): Promise<void> {
+    await Promise.all([...this.#inFlight]);
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  #fail(error: unknown): unknown {
+    const marked = error instanceof ReimageError && this.#touched ? error.withTargetTouched() : error;
+    this.#failure ??= marked;
+    return this.#failure;
+  }
+
+  #track(work: Promise<void>): void {
+    const tracked = work.then(
+      () => {
+        this.#inFlight.delete(tracked);
+      },
+      (e: unknown) => {
+        this.#inFlight.delete(tracked);
+        this.#fail(e);
+      },
+    );
+    this.#inFlight.add(tracked);
+  }
+
+  async #dispatch(): Promise<void> {
+    if (this.#failure !== undefined) throw this.#failure;
+    this.#o.signal?.throwIfAborted();
+    const block = this.#current;
+    const length = this.#fill;
+    const startBytes = this.#blockOffsetBytes;
+    const endBytes = startBytes + length;
+    if (endBytes > this.#o.target.sizeBytes) {
+      // Never write past the end: a file target would grow, a device write would fail half-way.
+      throw this.#fail(
+        new ReimageError(
+          'REIMAGE_TARGET_TOO_SMALL',
+          `The image is larger than the target ${this.#o.target.path} (${this.#o.target.sizeBytes} bytes). Use a larger disk.`,
+          { evidence: { path: this.#o.target.path, expected: `>= ${endBytes}`, actual: this.#o.target.sizeBytes } },
+        ),
+      );
+    }
+    this.#o.imageHash?.update(block.subarray(0, length));
+    this.counters.imageBytes = endBytes;
+    let pendingWrites = 0;
+    let releaseBlock = (): void => {};
+    const released = new Promise<void>((resolvePromise) => {
+      releaseBlock = resolvePromise;
+    });
+    const writeFromBlock = (fromBytes: number, toBytes: number): void => {
+      pendingWrites++;
+      this.#track(
+        this.#write(block.subarray(fromBytes - startBytes, toBytes - startBytes), fromBytes).finally(() => {
+          pendingWrites--;
+          if (pendingWrites === 0) releaseBlock();
+        }),
+      );
+    };
+
+    if (this.#o.blockMap !== undefined) {
+      this.#dispatchMapped(block, startBytes, endBytes, writeFromBlock);
+    } else {
+      for (const segment of planBlockSegments(block.subarray(0, length), startBytes)) {
+        if (segment.zero) {
+          if (this.#pendingZeroStart < 0) this.#pendingZeroStart = segment.startBytes;
+          this.#pendingZeroEnd = segment.endBytes;
+          continue;
+        }
+        await this.#flushZeroRun();
+        writeFromBlock(segment.startBytes, segment.endBytes);
+      }
+    }
+    if (pendingWrites === 0) releaseBlock();
+    this.#blockOffsetBytes = endBytes;
+    this.#fill = 0;
+    void released.then(() => {
+      this.#free.push(block);
+      this.#waiters.shift()?.();
+    });
+    if (this.#bufferedSinceFlush >= BUFFERED_FLUSH_EVERY_BYTES) {
+      // Buffered writes only: wait for them and flush, so the page cache holds at most this much.
+      this.#bufferedSinceFlush = 0;
+      await this.#drain();
+      await this.#o.bufferedHandle.datasync();
+    }
+    let next = this.#free.pop();
+    while (next === undefined) {
+      await new Promise<void>((resolvePromise) => this.#waiters.push(resolvePromise));
+      if (this.#failure !== undefined) throw this.#failure;
+      next = this.#free.pop();
+    }
+    this.#current = next;
+  }
+
+  /** Writes the parts of [startBytes, endBytes) that the map marks, feeding each range's digest. */
+  #dispatchMapped(
+    block: Buffer,
+    startBytes: number,
+    endBytes: number,
+    writeFromBlock: (fromBytes: number, toBytes: number) => void,
+  ): void {
+    const map = this.#o.blockMap;
+    if (map === undefined) return;
+    let cursor = startBytes;
+    while (cursor < endBytes) {
+      const range: MappedRange | undefined = map.ranges[this.#rangeIndex];
+      if (range === undefined || range.offsetBytes >= endBytes) {
+        this.counters.bytesSkipped += endBytes - cursor;
+        return;
+      }
+      if (range.offsetBytes > cursor) {
+        this.counters.bytesSkipped += range.offsetBytes - cursor;
+        cursor = range.offsetBytes;
+      }
+      const rangeEnd = range.offsetBytes + range.lengthBytes;
+      const pieceEnd = Math.min(rangeEnd, endBytes);
+      this.#rangeHash ??= createHash(map.checksumType ?? 'sha256');
+      this.#rangeHash.update(block.subarray(cursor - startBytes, pieceEnd - startBytes));
+      writeFromBlock(cursor, pieceEnd);
+      cursor = pieceEnd;
+      if (pieceEnd === rangeEnd) {
+        const actual = this.#rangeHash.digest('hex');
+        this.#rangeHash = undefined;
+        this.rangeDigests[this.#rangeIndex] = actual;
+        this.#rangeIndex++;
+        if (range.checksum !== undefined && range.checksum !== actual) {
+          const name =
+            range.firstBlock === range.lastBlock ? `${range.firstBlock}` : `${range.firstBlock}-${range.lastBlock}`;
+          throw this.#fail(
+            new ReimageError(
+              'REIMAGE_IMAGE_RANGE_CHECKSUM_MISMATCH',
+              `Mapped range ${name} (bytes ${range.offsetBytes}-${rangeEnd - 1}) of the image does not match its ${map.checksumType ?? 'sha256'} in the block map. The image or the map is damaged; fetch both again and rewrite.`,
+              {
+                evidence: {
+                  range: name,
+                  offsetBytes: range.offsetBytes,
+                  lengthBytes: range.lengthBytes,
+                  expected: range.checksum,
+                  actual,
+                },
+              },
+            ),
+          );
+        }
+      }
+    }
+  }
+
+  /** Ends a run of zero bytes: the kernel zeroes long runs, short ones (or all, as fallback) are written. */
+  async #flushZeroRun(): Promise<void> {
+    if (this.#pendingZeroStart < 0) return;
+    const startBytes = this.#pendingZeroStart;
+    const endBytes = this.#pendingZeroEnd;
+    this.#pendingZeroStart = -1;
+    this.#pendingZeroEnd = -1;
+    const lengthBytes = endBytes - startBytes;
+    if (this.#kernelZeroing && lengthBytes >= MIN_KERNEL_ZERO_RUN_BYTES) {
+      this.#markTouched();
+      const zeroed = await zeroRange(this.#o.target, startBytes, lengthBytes, this.#o.signal);
+      if (zeroed) {
+        this.counters.bytesZeroed += lengthBytes;
+        this.counters.bytesSkipped += lengthBytes;
+        return;
+      }
+      // Not supported here (filesystem, device or a missing tool): stop asking, write zeros.
+      this.#kernelZeroing = false;
+    }
+    for (let at = startBytes; at < endBytes; at += BLOCK_BYTES) {
+      const pieceEnd = Math.min(endBytes, at + BLOCK_BYTES);
+      this.#track(this.#write(this.#zeros.subarray(0, pieceEnd - at), at));
+    }
+  }
+
+  #markTouched(): void {
+    if (this.#touched) return;
+    this.#touched = true;
+    this.#o.onTouch();
+  }
+
+  /** One positional write, through O_DIRECT when offset and length allow, else through the page cache. */
+  async #write(data: Buffer, positionBytes: number): Promise<void> {
+    this.#markTouched();
+    const sectorBytes = this.#o.target.logicalBlockSizeBytes;
+    let directBytes = 0;
+    if (this.#o.direct && positionBytes % sectorBytes === 0) {
+      directBytes = data.length - (data.length % sectorBytes);
+      await writeAll(this.#o.handle, data.subarray(0, directBytes), positionBytes);
+    }
+    if (directBytes < data.length) {
+      const rest = data.subarray(directBytes);
+      await writeAll(this.#o.bufferedHandle, rest, positionBytes + directBytes);
+      this.#bufferedSinceFlush += rest.length;
+    }
+    this.counters.bytesWritten += data.length;
+  }
+}
+
+async function writeAll(handle: FileHandle, data: Buffer, positionBytes: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, positionBytes + done);
+    if (bytesWritten === 0) throw new Error(`write returned 0 at byte ${positionBytes + done}`);
+    done += bytesWritten;
+  }
+}

@@ -1,0 +1,461 @@
+import { createHash } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { PassThrough, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from '../core/logger.ts';
+import { silentLogger } from '../core/logger.ts';
+import type { OnProgress } from '../core/progress.ts';
+import { ignoreProgress, throttleProgress } from '../core/progress.ts';
+import { isSystemError, ReimageError } from '../core/reimage-error.ts';
+import type { TargetInfo } from '../disk/block-device.ts';
+import { dropBlockDeviceCache, findTargetUsers, inspectTarget, rereadPartitionTable } from '../disk/block-device.ts';
+import type { BlockMap } from './block-map.ts';
+import { loadBlockMap } from './block-map.ts';
+import { BLOCK_BYTES, BLOCKS_IN_FLIGHT, BlockSink } from './block-sink.ts';
+import { createDecoder } from './decoder.ts';
+import type { ImageFormat } from './image-format.ts';
+import { detectImageFormat, imageUnreadable } from './image-format.ts';
+import { readSizeHint } from './image-size.ts';
+import { sha256File } from './sha256-file.ts';
+
+export interface WriteImageOptions {
+  readonly imagePath: string;
+  readonly targetPath: string;
+  /** Expected SHA-256 of IMAGE as given (compressed bytes); checked before the target changes. */
+  readonly sha256?: string;
+  readonly bmapPath?: string;
+  /** Read back what was written and compare digests. */
+  readonly verify?: boolean;
+  /**
+   * The decoded size, when the caller knows it (a plan, a manifest). Spares the counting pass
+   * for formats that do not record their size (bzip2, gzip); a wrong value fails the write.
+   */
+  readonly imageSizeBytes?: number;
+  readonly log?: Logger;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: OnProgress;
+}
+
+export interface WriteSummary {
+  readonly format: ImageFormat;
+  /** True when `sha256` was given and the whole image matched it before the target changed. */
+  readonly imageSha256Verified: boolean;
+  /** SHA-256 of IMAGE as read during the write (compressed bytes). */
+  readonly imageSha256: string;
+  /** Bytes of IMAGE read (compressed). */
+  readonly bytesIn: number;
+  /** Bytes pushed to the target with write(2), zeros included when the kernel could not zero. */
+  readonly bytesWritten: number;
+  /** Bytes not pushed: unmapped by the block map, or zeroed by the kernel (see bytesZeroed). */
+  readonly bytesSkipped: number;
+  /** Of bytesSkipped, those the kernel was asked to zero (punch hole, write-zeroes). */
+  readonly bytesZeroed: number;
+  /** Decoded image size. */
+  readonly imageSizeBytes: number;
+  readonly durationMs: number;
+  /** True when --verify read the written bytes back and they matched. */
+  readonly readBackVerified: boolean;
+  /** Whether the target was written with O_DIRECT (no page cache). */
+  readonly directIo: boolean;
+  readonly targetKind: TargetInfo['kind'];
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * Streams an image onto a block device or an existing disk image file. In order: detect the
+ * format, read the block map, check the target (size, not mounted), verify the whole image
+ * against `sha256`, then decode and write, then flush, re-read the partition table and (with
+ * `verify`) read back. Every error thrown once the first byte of the target may have changed
+ * has `targetTouched: true`; before that, none does.
+ */
+export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
+  const startedMs = Date.now();
+  const log = o.log ?? silentLogger;
+  const onProgress = o.onProgress ?? ignoreProgress;
+  const signal = o.signal;
+
+  const format = await detectImageFormat(o.imagePath);
+  const blockMap = o.bmapPath === undefined ? undefined : await loadBlockMap(o.bmapPath);
+  const target = await inspectTarget(o.targetPath);
+  const users = await findTargetUsers(target);
+  if (users.length > 0) throw targetBusy(target, users);
+
+  let imageSha256Verified = false;
+  const expectedSha256 = o.sha256?.trim().toLowerCase();
+  if (expectedSha256 !== undefined) {
+    if (!SHA256_HEX.test(expectedSha256)) {
+      throw new ReimageError('REIMAGE_IMAGE_DIGEST_INVALID', `"${o.sha256}" is not a SHA-256 digest (64 hex digits).`, {
+        evidence: { field: 'sha256', actual: o.sha256 },
+      });
+    }
+    const actual = await sha256File(o.imagePath, { ...(signal === undefined ? {} : { signal }), onProgress });
+    if (actual !== expectedSha256) {
+      throw new ReimageError(
+        'REIMAGE_IMAGE_DIGEST_MISMATCH',
+        `The image ${o.imagePath} does not match the expected SHA-256; the target was not touched. Fetch the image again.`,
+        { evidence: { path: o.imagePath, expected: expectedSha256, actual } },
+      );
+    }
+    imageSha256Verified = true;
+    log.info(`image verified: sha256 ${actual}`);
+  } else {
+    log.warn('the image was not verified: no --sha256 given');
+  }
+
+  const imageSizeBytes = await decodedSize(o, format, blockMap, target, log, onProgress);
+  if (imageSizeBytes > target.sizeBytes) {
+    throw new ReimageError(
+      'REIMAGE_TARGET_TOO_SMALL',
+      `The image (${imageSizeBytes} bytes) is larger than the target ${target.path} (${target.sizeBytes} bytes); the target was not touched. Use a larger disk.`,
+      { evidence: { path: target.path, expected: `>= ${imageSizeBytes}`, actual: target.sizeBytes } },
+    );
+  }
+
+  const opened = await openTarget(target);
+  let touched = false;
+  try {
+    const written = await streamImage({
+      o,
+      format,
+      blockMap,
+      target,
+      opened,
+      imageSizeBytes,
+      onProgress,
+      onTouch: () => {
+        touched = true;
+      },
+    });
+    let readBackVerified = false;
+    if (o.verify === true) {
+      await readBack(target, opened, blockMap, written.imageSizeBytes, written.expectedDigests, onProgress, signal);
+      readBackVerified = true;
+      log.info('read-back verified');
+    }
+    await closeTarget(opened);
+    await rereadPartitionTable(target, log);
+    const summary: WriteSummary = {
+      format,
+      imageSha256Verified,
+      imageSha256: written.imageSha256,
+      bytesIn: written.bytesIn,
+      bytesWritten: written.counters.bytesWritten,
+      bytesSkipped: written.counters.bytesSkipped,
+      bytesZeroed: written.counters.bytesZeroed,
+      imageSizeBytes: written.imageSizeBytes,
+      durationMs: Date.now() - startedMs,
+      readBackVerified,
+      directIo: opened.direct,
+      targetKind: target.kind,
+    };
+    if (expectedSha256 !== undefined && written.imageSha256 !== expectedSha256) {
+      // The file changed between the check and the write: say so, the disk now holds something else.
+      throw new ReimageError(
+        'REIMAGE_IMAGE_CHANGED',
+        `The image ${o.imagePath} changed while it was being written; the target holds an unverified image. Write it again.`,
+        { evidence: { path: o.imagePath, expected: expectedSha256, actual: written.imageSha256 } },
+      );
+    }
+    return summary;
+  } catch (e) {
+    await closeTarget(opened).catch(() => {});
+    const error =
+      e instanceof ReimageError
+        ? e
+        : signal?.aborted === true
+          ? new ReimageError('REIMAGE_WRITE_ABORTED', 'The write was aborted.', { cause: e })
+          : new ReimageError(
+              'REIMAGE_TARGET_WRITE_FAILED',
+              `Writing ${target.path} failed (${isSystemError(e) ? e.code : e instanceof Error ? e.message : String(e)}).`,
+              { evidence: { path: target.path }, cause: e },
+            );
+    throw touched ? error.withTargetTouched() : error;
+  }
+}
+
+function targetBusy(target: TargetInfo, users: readonly string[]): ReimageError {
+  return new ReimageError(
+    'REIMAGE_TARGET_BUSY',
+    `The target ${target.path} is in use (${users.join('; ')}); the target was not touched. Unmount it and its partitions first.`,
+    { evidence: { path: target.path, users } },
+  );
+}
+
+/** The decoded size: from the map, the caller, the container, or (last resort) by decoding once. */
+async function decodedSize(
+  o: WriteImageOptions,
+  format: ImageFormat,
+  blockMap: BlockMap | undefined,
+  target: TargetInfo,
+  log: Logger,
+  onProgress: OnProgress,
+): Promise<number> {
+  if (blockMap !== undefined) return blockMap.imageSizeBytes;
+  if (o.imageSizeBytes !== undefined) return o.imageSizeBytes;
+  let hint: Awaited<ReturnType<typeof readSizeHint>>;
+  try {
+    hint = await readSizeHint(o.imagePath, format);
+  } catch (e) {
+    throw imageUnreadable(o.imagePath, e);
+  }
+  if (hint.exactBytes !== undefined) return hint.exactBytes;
+  if (hint.atLeastBytes !== undefined && hint.atLeastBytes > target.sizeBytes) return hint.atLeastBytes;
+  log.info(`the ${format} image does not record its size: decoding it once to measure it`);
+  const progress = throttleProgress(onProgress);
+  let sizeBytes = 0;
+  const decoder = createDecoder(format, o.imagePath);
+  try {
+    await pipeline(
+      createReadStream(o.imagePath, { highWaterMark: 1024 * 1024 }),
+      decoder.stage ?? new PassThrough(),
+      async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) {
+          sizeBytes += chunk.length;
+          progress.report({ phase: 'measure image', done: sizeBytes, unit: 'bytes' });
+        }
+      },
+      o.signal === undefined ? {} : { signal: o.signal },
+    );
+    await decoder.finished;
+  } catch (e) {
+    decoder.kill();
+    await decoder.finished.catch(() => {});
+    throw decoder.failure() ?? (e instanceof ReimageError ? e : imageUnreadable(o.imagePath, e));
+  }
+  progress.flush({ phase: 'measure image', done: sizeBytes, total: sizeBytes, unit: 'bytes' });
+  return sizeBytes;
+}
+
+interface OpenedTarget {
+  readonly handle: FileHandle;
+  readonly bufferedHandle: FileHandle;
+  readonly direct: boolean;
+  /** BLOCKS_IN_FLIGHT + 1 blocks, aligned for O_DIRECT when `direct`. */
+  readonly slab: Buffer;
+}
+
+/**
+ * Opens the target for writing without creating or truncating it. A block device is opened
+ * O_EXCL, which the kernel refuses while anything mounts or holds it, and which keeps others
+ * from mounting it during the write. O_DIRECT is used when the target and memory alignment allow
+ * (no dirty page cache to bound, and measured faster here; see docs/adr/0202).
+ */
+async function openTarget(target: TargetInfo): Promise<OpenedTarget> {
+  const exclusive = target.kind === 'block-device' ? constants.O_EXCL : 0;
+  let bufferedHandle: FileHandle;
+  try {
+    bufferedHandle = await open(target.realPath, constants.O_RDWR | exclusive);
+  } catch (e) {
+    if (isSystemError(e) && e.code === 'EBUSY') throw targetBusy(target, ['the kernel reports it busy (EBUSY)']);
+    throw new ReimageError(
+      'REIMAGE_TARGET_UNREADABLE',
+      `Cannot open the target ${target.path} for writing (${isSystemError(e) ? e.code : String(e)}).`,
+      {
+        evidence: { path: target.path },
+        cause: e,
+      },
+    );
+  }
+  const slabBytes = (BLOCKS_IN_FLIGHT + 1) * BLOCK_BYTES;
+  const raw = Buffer.allocUnsafeSlow(slabBytes + 4096);
+  let directHandle: FileHandle | undefined;
+  try {
+    directHandle = await open(target.realPath, constants.O_RDWR | constants.O_DIRECT);
+  } catch {
+    // tmpfs and some other filesystems refuse O_DIRECT: the page cache path it is.
+  }
+  if (directHandle !== undefined) {
+    const offset = await findAlignedOffset(directHandle, raw, target.logicalBlockSizeBytes);
+    if (offset !== undefined)
+      return { handle: directHandle, bufferedHandle, direct: true, slab: raw.subarray(offset, offset + slabBytes) };
+    await directHandle.close();
+  }
+  return { handle: bufferedHandle, bufferedHandle, direct: false, slab: raw.subarray(0, slabBytes) };
+}
+
+/**
+ * Node cannot allocate aligned memory, and O_DIRECT needs it. The slab is allocated with 4 KiB to
+ * spare; a one-sector O_DIRECT read (which changes nothing on the target) tells which start offset
+ * the kernel accepts. Undefined if none does.
+ */
+async function findAlignedOffset(handle: FileHandle, raw: Buffer, sectorBytes: number): Promise<number | undefined> {
+  for (let offset = 0; offset < 4096; offset += 16) {
+    try {
+      await handle.read(raw, offset, sectorBytes, 0);
+      return offset;
+    } catch (e) {
+      if (!isSystemError(e) || e.code !== 'EINVAL') return undefined;
+    }
+  }
+  return undefined;
+}
+
+async function closeTarget(opened: OpenedTarget): Promise<void> {
+  const handles = new Set([opened.handle, opened.bufferedHandle]);
+  for (const handle of handles) {
+    if (handle.fd === -1) continue;
+    // fsync on a block device also flushes the device's write cache.
+    await handle.sync();
+    await handle.close();
+  }
+}
+
+interface StreamResult {
+  readonly bytesIn: number;
+  readonly imageSha256: string;
+  readonly imageSizeBytes: number;
+  readonly counters: BlockSink['counters'];
+  /** What the read-back must find: per mapped range with a map, else one whole-image digest. */
+  readonly expectedDigests: readonly string[];
+}
+
+async function streamImage(s: {
+  o: WriteImageOptions;
+  format: ImageFormat;
+  blockMap: BlockMap | undefined;
+  target: TargetInfo;
+  opened: OpenedTarget;
+  imageSizeBytes: number;
+  onProgress: OnProgress;
+  onTouch: () => void;
+}): Promise<StreamResult> {
+  const { o, format, blockMap, target, opened } = s;
+  const signal = o.signal;
+  const inputHash = createHash('sha256');
+  const imageHash = o.verify === true && blockMap === undefined ? createHash('sha256') : undefined;
+  let bytesIn = 0;
+  const sink = new BlockSink({
+    target,
+    handle: opened.handle,
+    bufferedHandle: opened.bufferedHandle,
+    direct: opened.direct,
+    slab: opened.slab,
+    blockMap,
+    imageHash,
+    onTouch: s.onTouch,
+    ...(signal === undefined ? {} : { signal }),
+  });
+  const progress = throttleProgress(s.onProgress);
+  const report = (final: boolean): void => {
+    const p = {
+      phase: 'write',
+      done: sink.counters.imageBytes,
+      total: s.imageSizeBytes,
+      unit: 'bytes' as const,
+      counters: {
+        bytesIn,
+        bytesWritten: sink.counters.bytesWritten,
+        bytesSkipped: sink.counters.bytesSkipped,
+      },
+    };
+    if (final) progress.flush(p);
+    else progress.report(p);
+  };
+  // Hashes the compressed input as it passes, to catch a file that changed after its check.
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      inputHash.update(chunk);
+      bytesIn += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const decoder = createDecoder(format, o.imagePath);
+  let imageSizeBytes: number;
+  try {
+    await pipeline(
+      createReadStream(o.imagePath, { highWaterMark: 1024 * 1024 }),
+      meter,
+      decoder.stage ?? new PassThrough(),
+      async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) {
+          await sink.push(chunk);
+          report(false);
+        }
+      },
+      signal === undefined ? {} : { signal },
+    );
+    await decoder.finished;
+    imageSizeBytes = await sink.end();
+  } catch (e) {
+    decoder.kill();
+    await decoder.finished.catch(() => {});
+    // Let writes in flight settle before the target is closed.
+    await sink.end().catch(() => {});
+    throw decoder.failure() ?? e;
+  }
+  report(true);
+  if (imageSizeBytes !== s.imageSizeBytes) {
+    throw new ReimageError(
+      'REIMAGE_IMAGE_SIZE_MISMATCH',
+      `The image decoded to ${imageSizeBytes} bytes, not the ${s.imageSizeBytes} expected (from its block map, its header or the caller). Check the image and its size.`,
+      { evidence: { path: o.imagePath, expected: s.imageSizeBytes, actual: imageSizeBytes } },
+    );
+  }
+  const expectedDigests =
+    blockMap !== undefined ? sink.rangeDigests : imageHash !== undefined ? [imageHash.digest('hex')] : [];
+  return { bytesIn, imageSha256: inputHash.digest('hex'), imageSizeBytes, counters: sink.counters, expectedDigests };
+}
+
+/**
+ * Reads back what was written and compares digests: each mapped range with a map, else the whole
+ * image. Reads go through O_DIRECT when the target took it, so they reach the device rather than
+ * the page cache; otherwise a block device's cache is dropped first.
+ */
+async function readBack(
+  target: TargetInfo,
+  opened: OpenedTarget,
+  blockMap: BlockMap | undefined,
+  imageSizeBytes: number,
+  expectedDigests: readonly string[],
+  onProgress: OnProgress,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  await opened.bufferedHandle.sync();
+  if (opened.handle !== opened.bufferedHandle) await opened.handle.sync();
+  if (!opened.direct) await dropBlockDeviceCache(target);
+  const ranges =
+    blockMap === undefined
+      ? [{ offsetBytes: 0, lengthBytes: imageSizeBytes, name: 'image', algorithm: 'sha256' }]
+      : blockMap.ranges.map((r) => ({
+          offsetBytes: r.offsetBytes,
+          lengthBytes: r.lengthBytes,
+          name: r.firstBlock === r.lastBlock ? `${r.firstBlock}` : `${r.firstBlock}-${r.lastBlock}`,
+          algorithm: blockMap.checksumType ?? 'sha256',
+        }));
+  const totalBytes = ranges.reduce((sum, r) => sum + r.lengthBytes, 0);
+  const progress = throttleProgress(onProgress);
+  const buffer = opened.slab.subarray(0, BLOCK_BYTES);
+  const sectorBytes = target.logicalBlockSizeBytes;
+  let doneBytes = 0;
+  for (const [index, range] of ranges.entries()) {
+    const hash = createHash(range.algorithm);
+    const endBytes = range.offsetBytes + range.lengthBytes;
+    for (let at = range.offsetBytes; at < endBytes; at += BLOCK_BYTES) {
+      signal?.throwIfAborted();
+      const length = Math.min(BLOCK_BYTES, endBytes - at);
+      const aligned = opened.direct && at % sectorBytes === 0 && length % sectorBytes === 0;
+      const handle = aligned ? opened.handle : opened.bufferedHandle;
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await handle.read(buffer, got, length - got, at + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      hash.update(buffer.subarray(0, got));
+      doneBytes += got;
+      progress.report({ phase: 'read back', done: doneBytes, total: totalBytes, unit: 'bytes' });
+    }
+    const actual = hash.digest('hex');
+    const expected = expectedDigests[index];
+    if (expected !== actual) {
+      throw new ReimageError(
+        'REIMAGE_READBACK_MISMATCH',
+        `Reading back ${range.name === 'image' ? 'the image' : `mapped range ${range.name}`} from ${target.path} gave different bytes than were written. The disk may be failing; write again, and replace the disk if it repeats.`,
+        { evidence: { path: target.path, range: range.name, offsetBytes: range.offsetBytes, expected, actual } },
+      );
+    }
+  }
+  progress.flush({ phase: 'read back', done: doneBytes, total: totalBytes, unit: 'bytes' });
+}
