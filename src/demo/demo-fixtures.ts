@@ -209,7 +209,19 @@ export function reportPathsForIdentity(): string[] {
 /** Older builds of the fixtures (other version keys) are dead weight: remove them, never a build in progress. */
 async function removeOtherVersions(demoDir: string, key: string): Promise<void> {
   for (const name of await readdir(demoDir)) {
-    if (name === key || name.includes('.tmp-')) continue;
+    if (name === key) continue;
+    const builder = /\.tmp-(\d+)$/.exec(name)?.[1];
+    if (builder !== undefined && processIsAlive(Number(builder))) continue;
     await rm(join(demoDir, name), { recursive: true, force: true });
+  }
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but is not ours to signal.
+    return isSystemError(e) && e.code === 'EPERM';
   }
 }

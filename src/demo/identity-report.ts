@@ -32,9 +32,10 @@ export function identityInitScript(): string {
   return `#!/bin/sh
 # reimage demo: print this OS's identity on the console, then power off.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc 2>/dev/null
-mount -t sysfs sysfs /sys 2>/dev/null
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# /dev first: until it is mounted, even a "2>/dev/null" fails (and skips its command).
+mount -t devtmpfs devtmpfs /dev
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
 . /etc/os-release
 echo '${identityBeginMarker}'
 echo "os-version: $VERSION_ID"
