@@ -17,6 +17,7 @@ const tools = {
   blkid: 'util-linux',
   sfdisk: 'fdisk',
   'mkfs.ext4': 'e2fsprogs',
+  e2fsck: 'e2fsprogs',
   'ssh-keygen': 'openssh-client',
   openssl: 'openssl',
   getfacl: 'acl',
@@ -158,6 +159,19 @@ describe('demo fixtures', () => {
       await assert.rejects(lstat(join(root, 'etc/kiosk')), 'the kiosk config arrives by restore, not in the image');
       assert.ok((await stat(join(root, 'kiosk'))).isDirectory());
       assert.ok((await stat(join(data, 'README'))).isFile());
+    });
+  });
+  it('gives clean filesystems when written by its block map over the dirty old disk', async () => {
+    // The writer skips unmapped ranges, which keep the old OS's bytes: the image must not need zeros there.
+    const diskPath = join(scratch, 'dirty-disk.img');
+    await runCommand('cp', ['--sparse=always', fixtures.oldDiskPath, diskPath]);
+    await runCommand('bmaptool', ['-q', 'copy', '--bmap', fixtures.newImageBmapPath, fixtures.newImagePath, diskPath]);
+    await withImageMounted(diskPath, [], async (_dirs, loop) => {
+      for (const partition of [fixtures.partitions.newRoot, fixtures.partitions.kioskData]) {
+        const check = await runCommand('e2fsck', ['-f', '-n', `${loop}p${partition}`], { allowFailure: true });
+        assert.equal(check.exitCode, 0, `e2fsck p${partition}:\n${check.stdout}${check.stderr}`);
+      }
+      assert.equal(await blkidLabel(`${loop}p${fixtures.partitions.newRoot}`), newRootLabel);
     });
   });
 });
