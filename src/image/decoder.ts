@@ -64,6 +64,12 @@ export function createDecoder(format: ImageFormat, imagePath: string): Decoder {
     let failure: ReimageError | undefined;
     const finished = new Promise<void>((resolvePromise, rejectPromise) => {
       stage.on('error', (e: unknown) => {
+        // Torn down because a later stage failed: that stage's error is the one to report.
+        const code = (e as { code?: unknown }).code;
+        if (code === 'ABORT_ERR' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
+          rejectPromise(e);
+          return;
+        }
         failure = corrupt(format, imagePath, e instanceof Error ? e.message : String(e), e);
         rejectPromise(failure);
       });

@@ -17,6 +17,7 @@ import { createDecoder } from './decoder.ts';
 import type { ImageFormat } from './image-format.ts';
 import { detectImageFormat, imageUnreadable } from './image-format.ts';
 import { readSizeHint } from './image-size.ts';
+import { garbageReleaser } from './release-garbage.ts';
 import { sha256File } from './sha256-file.ts';
 
 export interface WriteImageOptions {
@@ -206,6 +207,7 @@ async function decodedSize(
   const progress = throttleProgress(onProgress);
   let sizeBytes = 0;
   const decoder = createDecoder(format, o.imagePath);
+  const releaseGarbage = garbageReleaser();
   try {
     await pipeline(
       createReadStream(o.imagePath, { highWaterMark: 1024 * 1024 }),
@@ -277,13 +279,15 @@ async function openTarget(target: TargetInfo): Promise<OpenedTarget> {
 
 /**
  * Node cannot allocate aligned memory, and O_DIRECT needs it. The slab is allocated with 4 KiB to
- * spare; a one-sector O_DIRECT read (which changes nothing on the target) tells which start offset
+ * spare; a one-page O_DIRECT read (which changes nothing on the target) tells which start offset
  * the kernel accepts. Undefined if none does.
  */
 async function findAlignedOffset(handle: FileHandle, raw: Buffer, sectorBytes: number): Promise<number | undefined> {
+  // Measured: a one-sector read passed at misaligned addresses here, a one-page read does not.
+  const probeBytes = Math.max(4096, sectorBytes);
   for (let offset = 0; offset < 4096; offset += 16) {
     try {
-      await handle.read(raw, offset, sectorBytes, 0);
+      await handle.read(raw, offset, probeBytes, 0);
       return offset;
     } catch (e) {
       if (!isSystemError(e) || e.code !== 'EINVAL') return undefined;
@@ -362,6 +366,7 @@ async function streamImage(s: {
     },
   });
   const decoder = createDecoder(format, o.imagePath);
+  const releaseGarbage = garbageReleaser();
   let imageSizeBytes: number;
   try {
     await pipeline(
@@ -371,6 +376,7 @@ async function streamImage(s: {
       async (source: AsyncIterable<Buffer>) => {
         for await (const chunk of source) {
           await sink.push(chunk);
+          releaseGarbage(chunk.length);
           report(false);
         }
       },
@@ -451,7 +457,7 @@ async function readBack(
     const expected = expectedDigests[index];
     if (expected !== actual) {
       throw new ReimageError(
-        'REIMAGE_READBACK_MISMATCH',
+        'REIMAGE_WRITE_VERIFY_MISMATCH',
         `Reading back ${range.name === 'image' ? 'the image' : `mapped range ${range.name}`} from ${target.path} gave different bytes than were written. The disk may be failing; write again, and replace the disk if it repeats.`,
         { evidence: { path: target.path, range: range.name, offsetBytes: range.offsetBytes, expected, actual } },
       );
