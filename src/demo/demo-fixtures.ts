@@ -10,6 +10,7 @@ import { type DebianKernel, ensureDebianKernel } from './debian-kernel.ts';
 import { buildDemoInitrd, staticBusyboxPath } from './demo-initrd.ts';
 import { kioskDataPartition, newOsVersion, newRootPartition, oldOsVersion, oldRootPartition } from './demo-layout.ts';
 import { renderDemoPlan } from './demo-plan.ts';
+import { checkDemoTools } from './demo-tools.ts';
 import { buildNewOsImage } from './new-os-image.ts';
 import { buildOldDisk } from './old-disk.ts';
 
@@ -61,6 +62,7 @@ const builderSources = [
   'demo-layout.ts',
   'demo-plan.ts',
   'demo-root.ts',
+  'demo-tools.ts',
   'disk-image.ts',
   'grub-bios.ts',
   'identity-report.ts',
@@ -117,6 +119,7 @@ export async function ensureDemoFixtures(o: { log?: Logger; signal?: AbortSignal
         { evidence: { expected: 'uid 0', actual: `uid ${process.getuid?.() ?? 'unknown'}` } },
       );
     }
+    await checkDemoTools();
     const startedMs = Date.now();
     log.info(`building the demo disks into ${dir} (once; later runs reuse them)`);
     await buildInto(dir, kernel, log, o.signal);
@@ -134,8 +137,14 @@ async function buildInto(dir: string, kernel: DebianKernel, log: Logger, signal:
   await mkdir(workDir, { recursive: true });
   try {
     const paths = pathsIn(buildDir);
+    let stepMs = Date.now();
+    const took = (): string => {
+      const text = `${((Date.now() - stepMs) / 1000).toFixed(1)} s`;
+      stepMs = Date.now();
+      return text;
+    };
     const initrd = await buildDemoInitrd(kernel, paths.demoInitrdPath, signal);
-    log.info(`demo initrd: ${initrd.sizeBytes} bytes, modules ${initrd.modules.length}`);
+    log.info(`demo initrd: ${initrd.sizeBytes} bytes, ${initrd.modules.length} modules (${took()})`);
     // The identity report lists the plan's retained paths; the old root's expansion of the SSH
     // glob is not known before the old root exists, so list both the concrete key names we make.
     const reportPaths = reportPathsForIdentity();
@@ -147,7 +156,7 @@ async function buildInto(dir: string, kernel: DebianKernel, log: Logger, signal:
       reportPaths,
       signal,
     });
-    log.info(`new OS image: ${image.rawSizeBytes} bytes raw, sha256 ${image.sha256}`);
+    log.info(`new OS image: ${image.rawSizeBytes} bytes raw, sha256 ${image.sha256} (${took()})`);
     const oldDisk = await buildOldDisk({
       workDir,
       diskPath: paths.oldDiskPath,
@@ -158,6 +167,7 @@ async function buildInto(dir: string, kernel: DebianKernel, log: Logger, signal:
       reportPaths,
       signal,
     });
+    log.info(`old disk: ${oldDisk.retainedPaths.length} retained paths (${took()})`);
     const stored: StoredFixtures = {
       newImageSha256: image.sha256,
       newImageRawSha256: image.rawSha256,

@@ -58,44 +58,47 @@ export async function buildNewOsImage(o: {
   const rootDir = join(o.workDir, 'new-root');
   const dataDir = join(o.workDir, 'new-kiosk-data');
   const machineId = randomMachineId();
-  await populateBusyboxRoot(rootDir, {
-    osVersion: newOsVersion,
-    prettyName: `Demo Kiosk OS ${newOsVersion}`,
-    hostname: 'demo-kiosk',
-    machineId,
-    accounts: newAccounts,
-    kernel: o.kernel,
-    initrdPath: o.initrdPath,
-    cmdline: demoCmdline(newRootLabel),
-    reportPaths: o.reportPaths,
-  });
-  // The new OS ships the directories its packages own; the retained state arrives by restore.
-  for (const dir of ['etc/ssh', 'etc/pki/tls/certs', 'var/lib']) await putDir(rootDir, dir, { mode: 0o755 });
-  await putDir(dataDir, '.', { mode: 0o755 });
-  await putFile(dataDir, 'README', 'Kiosk data partition of Demo Kiosk OS 2.0.\n', { mode: 0o644 });
-
   const rawPath = join(o.workDir, 'new-os.img');
-  const extents = await createPartitionedImage(rawPath, newImageLayout, o.signal);
-  await formatExt4InImage(rawPath, extentOf(extents, newRootPartition, rawPath), {
-    label: newRootLabel,
-    sourceDir: rootDir,
-    signal: o.signal,
-  });
-  await formatExt4InImage(rawPath, extentOf(extents, kioskDataPartition, rawPath), {
-    label: kioskDataLabel,
-    sourceDir: dataDir,
-    signal: o.signal,
-  });
-  await installGrubBios(rawPath, { bootPartition: newRootPartition, workDir: o.workDir, signal: o.signal });
+  try {
+    await populateBusyboxRoot(rootDir, {
+      osVersion: newOsVersion,
+      prettyName: `Demo Kiosk OS ${newOsVersion}`,
+      hostname: 'demo-kiosk',
+      machineId,
+      accounts: newAccounts,
+      kernel: o.kernel,
+      initrdPath: o.initrdPath,
+      cmdline: demoCmdline(newRootLabel),
+      reportPaths: o.reportPaths,
+    });
+    // The new OS ships the directories its packages own; the retained state arrives by restore.
+    for (const dir of ['etc/ssh', 'etc/pki/tls/certs', 'var/lib']) await putDir(rootDir, dir, { mode: 0o755 });
+    await putDir(dataDir, '.', { mode: 0o755 });
+    await putFile(dataDir, 'README', 'Kiosk data partition of Demo Kiosk OS 2.0.\n', { mode: 0o644 });
 
-  const bmapPath = join(o.outDir, 'new-os.img.bmap');
-  const imagePath = join(o.outDir, 'new-os.img.zst');
-  await runCommand('bmaptool', ['-q', 'create', '-o', bmapPath, rawPath], { signal: o.signal });
-  await runCommand('zstd', ['-q', '-f', '-19', '-T0', rawPath, '-o', imagePath], { signal: o.signal });
-  const rawSha256 = await sha256OfFile(rawPath, o.signal);
-  const rawSizeBytes = (await stat(rawPath)).size;
-  await rm(rawPath, { force: true });
-  await rm(rootDir, { recursive: true, force: true });
-  await rm(dataDir, { recursive: true, force: true });
-  return { imagePath, bmapPath, sha256: await sha256OfFile(imagePath, o.signal), rawSha256, rawSizeBytes, machineId };
+    const extents = await createPartitionedImage(rawPath, newImageLayout, o.signal);
+    await formatExt4InImage(rawPath, extentOf(extents, newRootPartition, rawPath), {
+      label: newRootLabel,
+      sourceDir: rootDir,
+      signal: o.signal,
+    });
+    await formatExt4InImage(rawPath, extentOf(extents, kioskDataPartition, rawPath), {
+      label: kioskDataLabel,
+      sourceDir: dataDir,
+      signal: o.signal,
+    });
+    await installGrubBios(rawPath, { bootPartition: newRootPartition, workDir: o.workDir, signal: o.signal });
+
+    const bmapPath = join(o.outDir, 'new-os.img.bmap');
+    const imagePath = join(o.outDir, 'new-os.img.zst');
+    await runCommand('bmaptool', ['-q', 'create', '-o', bmapPath, rawPath], { signal: o.signal });
+    await runCommand('zstd', ['-q', '-f', '-19', '-T0', rawPath, '-o', imagePath], { signal: o.signal });
+    const rawSha256 = await sha256OfFile(rawPath, o.signal);
+    const rawSizeBytes = (await stat(rawPath)).size;
+    return { imagePath, bmapPath, sha256: await sha256OfFile(imagePath, o.signal), rawSha256, rawSizeBytes, machineId };
+  } finally {
+    await rm(rawPath, { force: true });
+    await rm(rootDir, { recursive: true, force: true });
+    await rm(dataDir, { recursive: true, force: true });
+  }
 }
