@@ -1,10 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { chmod, chown, lchown, link, lstat, mkdir, open, readFile, rename, rm, symlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { listAttributes, removeAttribute, setAttribute } from '@napi-rs/xattr';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
@@ -43,8 +41,8 @@ export interface RestoreSummary {
 
 /** Written last on each entry: the kernel clears file capabilities on chown, and a later xattr write could too. */
 const CAPABILITY_XATTR = 'security.capability';
-/** Files up to this size are copied with one read and one write; larger ones stream. */
-const SMALL_FILE_BYTES = 1024 * 1024;
+/** Content is copied in chunks of at most this size, so a 1 GiB key store needs 1 MiB of buffer. */
+const CHUNK_BYTES = 1024 * 1024;
 
 /**
  * Reads a root's account database without following symlinks out of it: /etc/passwd as a
@@ -202,7 +200,7 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
           ]);
           try {
             if (entry.type === 'file') {
-              await writeFileFromBundle(handle, options.bundlePath, member, entry, tempPath, {
+              await writeFileFromBundle(handle, member, entry, tempPath, {
                 uid,
                 gid,
                 xattrs,
@@ -277,7 +275,6 @@ async function makeSpecial(entry: ManifestEntry, tempPath: string, signal?: Abor
 
 async function writeFileFromBundle(
   bundle: FileHandle,
-  bundlePath: string,
   member: TarMember,
   entry: ManifestEntry,
   tempPath: string,
@@ -298,37 +295,23 @@ async function writeFileFromBundle(
   );
   const hash = createHash('sha256');
   try {
-    if (entry.sizeBytes <= SMALL_FILE_BYTES) {
-      const buffer = Buffer.allocUnsafe(entry.sizeBytes);
-      let filled = 0;
-      while (filled < entry.sizeBytes) {
-        const { bytesRead } = await bundle.read(
-          buffer,
-          filled,
-          entry.sizeBytes - filled,
-          member.dataOffsetBytes + filled,
-        );
-        if (bytesRead === 0) break;
-        filled += bytesRead;
+    // A plain read/write loop between two file handles: bounded memory (one chunk), and no
+    // stream holding a FileHandle open (FileHandle.close() waits for such streams forever).
+    const buffer = Buffer.allocUnsafe(Math.min(Math.max(entry.sizeBytes, 1), CHUNK_BYTES));
+    let doneBytes = 0;
+    while (doneBytes < entry.sizeBytes) {
+      signal?.throwIfAborted();
+      const wanted = Math.min(buffer.length, entry.sizeBytes - doneBytes);
+      const { bytesRead } = await bundle.read(buffer, 0, wanted, member.dataOffsetBytes + doneBytes);
+      if (bytesRead === 0) break;
+      const chunk = buffer.subarray(0, bytesRead);
+      hash.update(chunk);
+      let written = 0;
+      while (written < bytesRead) {
+        const result = await out.write(chunk, written, bytesRead - written, doneBytes + written);
+        written += result.bytesWritten;
       }
-      hash.update(buffer.subarray(0, filled));
-      await out.write(buffer, 0, filled, 0);
-    } else {
-      const hasher = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          hash.update(chunk);
-          callback(null, chunk);
-        },
-      });
-      await pipeline(
-        createReadStream(bundlePath, {
-          start: member.dataOffsetBytes,
-          end: member.dataOffsetBytes + entry.sizeBytes - 1,
-        }),
-        hasher,
-        createWriteStream('', { fd: out, autoClose: false, start: 0 }),
-        { signal },
-      );
+      doneBytes += bytesRead;
     }
     // The bundle was checked before; a different digest now means it changed underneath us.
     const actual = hash.digest('hex');

@@ -52,11 +52,8 @@ const hex = (value: Buffer | null): string => (value === null ? '(absent)' : `0x
 async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
   const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    await pipeline(handle.createReadStream({ autoClose: false }), hash, { signal });
-  } finally {
-    await handle.close();
-  }
+  // The stream owns the handle and closes it (FileHandle.close() would wait for the stream forever).
+  await pipeline(handle.createReadStream(), hash, { signal });
   return hash.digest('hex');
 }
 
