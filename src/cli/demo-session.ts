@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../core/cache-dir.ts';
@@ -9,14 +9,9 @@ import { runCommand } from '../core/run-command.ts';
 import { ensureSystemPackages } from '../core/system-tools.ts';
 import { type DemoFixtures, ensureDemoFixtures } from '../demo/demo-fixtures.ts';
 import { withPlanDisk } from '../demo/demo-plan.ts';
-import { type IdentityReport, parseIdentityReport } from '../demo/identity-report.ts';
-import { runVm } from '../demo/qemu-vm.ts';
 import { attachLoopDevice, mountReadOnly, resolvePartition } from '../disk/index.ts';
-import { DECODER_TOOLS } from '../image/index.ts';
-import { buildInitramfs } from '../initramfs/index.ts';
 import { loadPlanFile } from '../plan/index.ts';
 import { createRunLog, type RunReport, runPlan } from '../runner/index.ts';
-import { RUNNER_TOOLS } from '../runner/runtime-tools.ts';
 
 export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -86,76 +81,4 @@ async function readOsRelease(diskPath: string, log: Logger): Promise<Record<stri
   } finally {
     await loop.detach();
   }
-}
-
-export interface VmDemoResult {
-  readonly reimage: { ending: string; durationMs: number; serialLog: string };
-  readonly newBoot: { ending: string; durationMs: number; serialLog: string };
-  readonly identity: IdentityReport | undefined;
-  readonly initramfsSizeBytes: number;
-  readonly initramfsBuildMs: number;
-}
-
-/** Builds the reimage initramfs for a plan whose disk is the VM's /dev/vda. */
-export async function buildDemoInitramfs(
-  workspace: DemoWorkspace,
-  planText: string | undefined,
-  log: Logger,
-  signal: AbortSignal,
-): Promise<{ path: string; sizeBytes: number; durationMs: number }> {
-  const planPath = join(workspace.dir, 'vm-plan.yaml');
-  if (planText === undefined) await writeDemoPlan(workspace, '/dev/vda', planPath);
-  else await writeFile(planPath, planText);
-  const outPath = join(workspace.dir, 'reimage-initramfs.img');
-  const started = Date.now();
-  const summary = await buildInitramfs({
-    planPath,
-    modulesDir: workspace.fixtures.kernel.modulesDir,
-    outPath,
-    tools: [...RUNNER_TOOLS, ...DECODER_TOOLS],
-    projectDir: PROJECT_DIR,
-    log,
-    signal,
-  });
-  return { path: outPath, sizeBytes: summary.sizeBytes, durationMs: Date.now() - started };
-}
-
-/** Boots the reimage initramfs against the disk in QEMU, the serial console shown live. */
-export async function bootReimageVm(
-  workspace: DemoWorkspace,
-  initrdPath: string,
-  onSerialLine: (line: string) => void,
-  signal: AbortSignal,
-): Promise<{ ending: string; durationMs: number; serialLog: string }> {
-  return runVm({
-    kernelPath: workspace.fixtures.kernel.vmlinuzPath,
-    initrdPath,
-    append: 'console=ttyS0,115200 console=tty0 panic=-1',
-    diskPath: workspace.diskPath,
-    memoryMiB: 3072,
-    timeoutMs: 20 * 60_000,
-    onSerialLine,
-    signal,
-  });
-}
-
-/** Boots the disk by its own bootloader (no -kernel) and reads the identity the OS prints. */
-export async function bootDiskOnItsOwn(
-  workspace: DemoWorkspace,
-  onSerialLine: (line: string) => void,
-  signal: AbortSignal,
-): Promise<{ ending: string; durationMs: number; serialLog: string; identity: IdentityReport | undefined }> {
-  const result = await runVm({
-    diskPath: workspace.diskPath,
-    memoryMiB: 1024,
-    timeoutMs: 10 * 60_000,
-    onSerialLine,
-    signal,
-  });
-  return { ...result, identity: parseIdentityReport(result.serialLog) };
-}
-
-/** Copies a file out of the demo workspace (used to keep the reimaged disk's log). */
-export async function keepFile(source: string, destination: string): Promise<void> {
-  await copyFile(source, destination);
 }

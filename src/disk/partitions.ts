@@ -60,15 +60,56 @@ export async function describePartitions(diskDevice: string): Promise<PartitionI
   return infos;
 }
 
+/** Partitions as the table on the disk has them: number -> [start sector, sectors]. */
+async function partitionsInTable(diskDevice: string): Promise<Map<number, [number, number]>> {
+  const { stdout } = await runCommand('partx', ['-g', '-o', 'NR,START,SECTORS', diskDevice], { allowFailure: true });
+  const table = new Map<number, [number, number]>();
+  for (const line of stdout.trim().split('\n')) {
+    const [number, start, sectors] = line.trim().split(/\s+/).map(Number);
+    if (number !== undefined && start !== undefined && sectors !== undefined && !Number.isNaN(number)) {
+      table.set(number, [start, sectors]);
+    }
+  }
+  return table;
+}
+
+/** Partitions as the kernel sees them, from sysfs: number -> [start sector, sectors]. */
+async function partitionsInKernel(diskDevice: string): Promise<Map<number, [number, number]>> {
+  const kernel = new Map<number, [number, number]>();
+  for (const device of await listPartitionDevices(diskDevice)) {
+    const sys = `/sys/class/block/${basename(device)}`;
+    const number = Number(await readFile(`${sys}/partition`, 'utf8'));
+    const start = Number(await readFile(`${sys}/start`, 'utf8'));
+    const sectors = Number(await readFile(`${sys}/size`, 'utf8'));
+    kernel.set(number, [start, sectors]);
+  }
+  return kernel;
+}
+
+function sameLayout(a: Map<number, [number, number]>, b: Map<number, [number, number]>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [number, [start, sectors]] of a) {
+    const other = b.get(number);
+    // An extended partition shows as 2 sectors (or 1 KiB) in sysfs: compare its start only.
+    if (other === undefined || other[0] !== start || (other[1] !== sectors && other[1] > 2 && sectors > 2))
+      return false;
+  }
+  return true;
+}
+
 /**
  * Makes the kernel's view of a disk's partitions match the table on it. Re-reading the table
- * (BLKRRPART) works on kernels that parse tables; `partx -u` adds, resizes and removes
- * partitions through BLKPG on any kernel, including this CI host's, which has no parsers.
+ * (BLKRRPART) is enough on kernels that parse tables (real machines, the Debian kernel in QEMU).
+ * Kernels without parsers (this CI host's) need the partitions added through BLKPG: partx reads
+ * the table itself. `partx -u` drops partitions whose size changed without re-adding them, so
+ * a mismatch is fixed by deleting all and adding them again.
  */
 export async function refreshPartitions(diskDevice: string): Promise<void> {
   await runCommand('blockdev', ['--rereadpt', diskDevice], { allowFailure: true });
-  const updated = await runCommand('partx', ['-u', diskDevice], { allowFailure: true });
-  if (updated.exitCode !== 0) await runCommand('partx', ['-a', diskDevice], { allowFailure: true });
+  const table = await partitionsInTable(diskDevice);
+  if (sameLayout(table, await partitionsInKernel(diskDevice))) return;
+  await runCommand('partx', ['-d', diskDevice], { allowFailure: true });
+  if (table.size > 0) await runCommand('partx', ['-a', diskDevice]);
 }
 
 async function isBlockDevice(path: string): Promise<boolean> {

@@ -3,7 +3,10 @@ import type { PartitionRef, Plan } from './plan-schema.ts';
 
 function where(plan: Plan, ref: PartitionRef): string {
   const words = describePartitionRef(ref);
-  return typeof ref === 'number' ? `${words} (${partitionDevicePath(plan.disk, ref)})` : words;
+  // Device names only make sense for a block device, not for a disk image file.
+  return typeof ref === 'number' && plan.disk.startsWith('/dev/')
+    ? `${words} (${partitionDevicePath(plan.disk, ref)})`
+    : words;
 }
 
 /** What a plan will do, in plain words, for `reimage plan validate` and the runner's log. */

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { type Plan, planSchema } from './plan-schema.ts';
@@ -64,6 +64,17 @@ function locate(
 }
 
 /**
+ * A digest made only of decimal digits (or starting with them and an `e`) is a number to YAML,
+ * which would lose its leading zeros and precision. The digest is text: take it as written.
+ */
+function keepDigestAsWritten(document: ReturnType<typeof parseDocument>, text: string): void {
+  const node = document.getIn(['image', 'sha256'], true);
+  if (isScalar(node) && typeof node.value === 'number' && node.range !== undefined && node.range !== null) {
+    node.value = text.slice(node.range[0], node.range[1]).trim();
+  }
+}
+
+/**
  * Parses and validates plan text. Returns the plan or every problem found, each naming its
  * field; YAML syntax errors come with line and column.
  */
@@ -84,6 +95,7 @@ export function parsePlan(text: string): { plan: Plan; problems: [] } | { plan: 
       }),
     };
   }
+  keepDigestAsWritten(document, text);
   const result = planSchema.safeParse(document.toJS(), { reportInput: true });
   if (result.success) return { plan: result.data, problems: [] };
   const problems: PlanProblem[] = [];

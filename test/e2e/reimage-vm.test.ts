@@ -2,17 +2,12 @@ import assert from 'node:assert/strict';
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  bootDiskOnItsOwn,
-  bootReimageVm,
-  buildDemoInitramfs,
-  type DemoWorkspace,
-  prepareDemo,
-} from '../../src/cli/demo-session.ts';
+import { type DemoWorkspace, prepareDemo } from '../../src/cli/demo-session.ts';
+import { bootDiskOnItsOwn, bootReimageVm, buildDemoInitramfs } from '../../src/cli/demo-vm-session.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { runCommand } from '../../src/core/run-command.ts';
 import { withPlanDisk } from '../../src/demo/demo-plan.ts';
-import { sha256OfFile, withMountedPartitions } from '../helpers/mounted-disk.ts';
+import { sha256OfFile, withMountedPartitions, xattrDump } from '../helpers/mounted-disk.ts';
 
 // End to end under QEMU (TCG): the Debian kernel boots the project's initramfs against the demo
 // disk, the runner reimages it, then the disk boots on its own (SeaBIOS -> its GRUB -> new OS).
@@ -90,23 +85,10 @@ describe('reimage under QEMU, end to end', () => {
         assert.equal(entry.gid, NEW_IDS[oldStat.gid] ?? oldStat.gid, `group of ${entry.path}`);
       }
       // Extended attributes (user.*, security.capability), read on the host from both disks.
-      const dump = async (root: string): Promise<string> =>
-        (
-          await runCommand('getfattr', [
-            '-R',
-            '-d',
-            '-m',
-            '^(user|security)\\.',
-            '--absolute-names',
-            join(root, 'etc/kiosk'),
-            join(root, 'usr/local/bin'),
-          ])
-        ).stdout
-          .split(root)
-          .join('');
-      const oldXattrs = await dump(oldRoot);
+      const attributePaths = ['etc/kiosk', 'var/lib/kiosk', 'usr/local/bin', 'etc/ssh', 'etc/pki'];
+      const oldXattrs = await xattrDump(oldRoot, attributePaths);
       await withMountedPartitions(workspace.diskPath, [2, 6], async ([newRoot = '', kiosk = '']) => {
-        assert.equal(await dump(newRoot), oldXattrs);
+        assert.equal(await xattrDump(newRoot, attributePaths), oldXattrs);
         const report = JSON.parse(await readFile(join(kiosk, 'log/report.json'), 'utf8')) as { result: string };
         assert.equal(report.result, 'ok');
         assert.match(await readFile(join(kiosk, 'log/reimage.log'), 'utf8'), /verified \d+ retained entries/);

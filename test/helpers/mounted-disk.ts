@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { silentLogger } from '../../src/core/logger.ts';
+import { runCommand } from '../../src/core/run-command.ts';
 import { attachLoopDevice, mountReadOnly, resolvePartition } from '../../src/disk/index.ts';
 
 /** Runs `fn` with partitions of a disk image file mounted read-only (by number), then cleans up. */
@@ -37,4 +38,44 @@ export async function sha256OfFile(path: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }), hash);
   return hash.digest('hex');
+}
+
+/**
+ * getfattr/getfacl/getcap output for a tree, with the mount point removed and the per-file
+ * blocks sorted, so two filesystems compare equal whatever their directory order.
+ */
+export function normalizeAttributeDump(output: string, root: string): string {
+  return output
+    .split(root)
+    .join('')
+    .split(/\n\n|\n(?=\/)/)
+    .map((block) => block.trim())
+    .filter((block) => block !== '')
+    .sort()
+    .join('\n\n');
+}
+
+/** Extended attributes (user.*, trusted.*, security.*) of trees under `root`, as getfattr shows them. */
+export async function xattrDump(root: string, paths: readonly string[]): Promise<string> {
+  const args = [
+    '-R',
+    '-d',
+    '-m',
+    '^(user|trusted|security)\\.',
+    '--absolute-names',
+    ...paths.map((path) => join(root, path)),
+  ];
+  return normalizeAttributeDump((await runCommand('getfattr', args)).stdout, root);
+}
+
+/** POSIX ACLs of trees under `root`, as getfacl shows them (numeric ids: the host has no such accounts). */
+export async function aclDump(root: string, paths: readonly string[]): Promise<string> {
+  const args = ['-R', '-p', '-n', ...paths.map((path) => join(root, path))];
+  return normalizeAttributeDump((await runCommand('getfacl', args)).stdout, root);
+}
+
+/** File capabilities of files under `root`, as getcap shows them. */
+export async function capabilityDump(root: string, paths: readonly string[]): Promise<string> {
+  const args = ['-r', ...paths.map((path) => join(root, path))];
+  return normalizeAttributeDump((await runCommand('getcap', args)).stdout, root);
 }

@@ -2,13 +2,6 @@ import { parseArgs } from 'node:util';
 import { ReimageError } from '../../core/reimage-error.ts';
 import { inspectBundle } from '../../retain/index.ts';
 import { formatRunSummary } from '../../runner/index.ts';
-import {
-  bootDiskOnItsOwn,
-  bootReimageVm,
-  buildDemoInitramfs,
-  prepareDemo,
-  runDemoOnLoopDevices,
-} from '../demo-session.ts';
 import type { Verb, VerbContext } from '../verb.ts';
 
 const HELP = `reimage demo [--vm]
@@ -37,7 +30,10 @@ function table(rows: readonly (readonly [string, string, string])[]): string[] {
   return rows.map((row) => `  ${row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ')}`.trimEnd());
 }
 
+// The demo's modules (fixture builders, QEMU, the initramfs builder) load only when the demo
+// runs, so the other verbs — `run` inside the initramfs above all — start quickly.
 async function demoOnLoopDevices(context: VerbContext): Promise<number> {
+  const { prepareDemo, runDemoOnLoopDevices } = await import('../demo-session.ts');
   context.log.info('demo: preparing the demo disks (built once, then cached)');
   const workspace = await prepareDemo(context.log, 'demo');
   const progress = context.progressFor({ json: false });
@@ -68,6 +64,8 @@ async function demoOnLoopDevices(context: VerbContext): Promise<number> {
 }
 
 async function demoInVm(context: VerbContext): Promise<number> {
+  const { prepareDemo } = await import('../demo-session.ts');
+  const { bootDiskOnItsOwn, bootReimageVm, buildDemoInitramfs } = await import('../demo-vm-session.ts');
   context.log.info('demo --vm: preparing the demo disks (built once, then cached)');
   const workspace = await prepareDemo(context.log, 'demo-vm');
   const initramfs = await buildDemoInitramfs(workspace, undefined, context.log, context.signal);

@@ -101,6 +101,12 @@ describe('parsePlan', () => {
     });
   }
 
+  it('takes an all-digit digest as written, not as a number', () => {
+    const digits = `0${'1234567890'.repeat(6)}123`;
+    const { plan } = parsePlan(VALID.replace(/sha256: .*/, `sha256: ${digits}`));
+    assert.equal(plan?.image.sha256, digits);
+  });
+
   it('reports YAML syntax errors with line and column', () => {
     const result = parsePlan('version: 1\ndisk: [unclosed\n');
     const first = result.problems[0];
