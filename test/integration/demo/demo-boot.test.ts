@@ -31,7 +31,7 @@ describe('demo disks boot by their own bootloader under QEMU', () => {
     await runCommand('zstd', ['-q', '-d', '-f', fixtures.newImagePath, '-o', diskPath]);
     // A disk bigger than the image, as the real target is.
     await truncate(diskPath, 512 * 1024 * 1024);
-    const result = await runVm({ diskPath, timeoutMs: bootTimeoutMs });
+    const result = await runVm({ diskPath, timeoutMs: bootTimeoutMs, memoryMiB: 512, cpuCount: 1 });
     const report = parseIdentityReport(result.serialLog);
     assert.ok(report, `the new OS printed its identity (ending ${result.ending}):\n${result.serialLog.slice(-3000)}`);
     assert.equal(report.osVersion, fixtures.newOsVersion);
@@ -44,7 +44,7 @@ describe('demo disks boot by their own bootloader under QEMU', () => {
   it('boots the old disk into the old OS, which sees the identity the fixtures recorded', async () => {
     const diskPath = join(scratch, 'old-disk.img');
     await runCommand('cp', ['--sparse=always', fixtures.oldDiskPath, diskPath]);
-    const result = await runVm({ diskPath, timeoutMs: bootTimeoutMs });
+    const result = await runVm({ diskPath, timeoutMs: bootTimeoutMs, memoryMiB: 512, cpuCount: 1 });
     const report = parseIdentityReport(result.serialLog);
     assert.ok(report, `the old OS printed its identity (ending ${result.ending}):\n${result.serialLog.slice(-3000)}`);
     assert.equal(report.osVersion, fixtures.oldIdentity.osVersion);
