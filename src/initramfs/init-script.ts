@@ -76,7 +76,8 @@ mkfifo /run/reimage/console.fifo
 tee -a $targets < /run/reimage/console.fifo > /dev/null &
 exec > /run/reimage/console.fifo 2>&1 < /dev/null
 
-say() { echo "reimage-init: $*"; }
+# Seconds since boot on every line, so a slow step shows in the log.
+say() { echo "reimage-init [$(cut -d' ' -f1 /proc/uptime)]: $*"; }
 say "reimage initramfs on kernel $(uname -r); consoles:$consoles; log $LOG"
 
 # Diagnosis shells on tty2 and tty3 (when this machine has VTs), respawned if they exit.
@@ -86,9 +87,11 @@ for tty in tty2 tty3; do
   fi
 done
 
+loaded=0
 for module in $MODULES; do
-  modprobe "$module" 2>&1 || say "could not load module $module (continuing)"
+  if modprobe "$module" 2>&1; then loaded=$((loaded + 1)); else say "could not load module $module (continuing)"; fi
 done
+say "loaded $loaded kernel modules"
 
 say "$(/reimage/bin/reimage --version 2>&1 || echo 'reimage --version failed')"
 

@@ -285,3 +285,66 @@ export async function writeInitramfsArchive(
     throw e;
   }
 }
+
+/** One member read back from a newc archive. */
+export interface NewcMember {
+  readonly path: string;
+  /** Full st_mode: file-type bits and permissions. */
+  readonly mode: number;
+  readonly nlink: number;
+  readonly sizeBytes: number;
+  readonly linkTarget?: string;
+  readonly rdevMajor: number;
+  readonly rdevMinor: number;
+  /** The content, for regular files. */
+  readonly data: Uint8Array;
+}
+
+function corrupt(offsetBytes: number, why: string): ReimageError {
+  return new ReimageError(
+    'REIMAGE_INITRAMFS_ARCHIVE_CORRUPT',
+    `This is not a valid newc cpio archive (${why} at byte ${offsetBytes}). Check that the file is an uncompressed, gzip or zstd initramfs.`,
+    { evidence: { offsetBytes } },
+  );
+}
+
+/** Reads an uncompressed newc archive back (for `reimage initramfs list` and the tests). */
+export function listNewcArchive(archive: Uint8Array): NewcMember[] {
+  const bytes = Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength);
+  const members: NewcMember[] = [];
+  let at = 0;
+  while (at + 110 <= bytes.length) {
+    if (bytes.toString('latin1', at, at + 6) !== '070701') throw corrupt(at, 'no "070701" header');
+    const field = (index: number): number => {
+      const text = bytes.toString('latin1', at + 6 + index * 8, at + 14 + index * 8);
+      if (!/^[0-9A-Fa-f]{8}$/.test(text)) throw corrupt(at, `header field ${index} is not hex`);
+      return Number.parseInt(text, 16);
+    };
+    const mode = field(1);
+    const nlink = field(4);
+    const sizeBytes = field(6);
+    const rdevMajor = field(9);
+    const rdevMinor = field(10);
+    const nameBytes = field(11);
+    const nameStart = at + 110;
+    const dataStart = nameStart + nameBytes + pad4(110 + nameBytes);
+    const dataEnd = dataStart + sizeBytes;
+    if (nameBytes < 1 || dataEnd > bytes.length) throw corrupt(at, 'a member runs past the end');
+    const path = bytes.toString('utf8', nameStart, nameStart + nameBytes - 1);
+    if (path === trailerName) return members;
+    const data = bytes.subarray(dataStart, dataEnd);
+    const isSymlink = (mode & 0o170000) === 0o120000;
+    members.push({
+      path,
+      mode,
+      nlink,
+      sizeBytes,
+      rdevMajor,
+      rdevMinor,
+      data,
+      ...(isSymlink ? { linkTarget: data.toString('utf8') } : {}),
+    });
+    at = dataEnd + pad4(sizeBytes);
+  }
+  throw corrupt(at, 'no TRAILER!!! member');
+}
