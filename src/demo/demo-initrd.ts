@@ -1,13 +1,8 @@
-import { createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createZstdCompress, constants as zlibConstants } from 'node:zlib';
 import { ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
 import { resolveModuleClosure } from '../initramfs/module-closure.ts';
-import { type ArchiveEntry, newcStream } from '../initramfs/newc-archive.ts';
+import { type ArchiveEntry, writeInitramfsArchive } from '../initramfs/newc-archive.ts';
 import type { DebianKernel } from './debian-kernel.ts';
 import { demoInitrdModules } from './demo-layout.ts';
 
@@ -119,27 +114,6 @@ export async function buildDemoInitrd(
       sourcePath: join(kernel.modulesDir, module),
     });
   }
-  const sizeBytes = await writeZstdArchive(entries, outPath, signal);
+  const { sizeBytes } = await writeInitramfsArchive(entries, outPath, { compression: 'zstd', signal });
   return { sizeBytes, modules: closure.modules };
-}
-
-/**
- * newc + zstd into `outPath` (via a temporary file). The initramfs helper's writeInitramfsArchive
- * hung in FileHandle.close() when this was written, so this composes its newcStream directly.
- */
-async function writeZstdArchive(entries: readonly ArchiveEntry[], outPath: string, signal?: AbortSignal) {
-  const temporaryPath = `${outPath}.tmp-${process.pid}`;
-  try {
-    await pipeline(
-      Readable.from(newcStream(entries)),
-      createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: 9 } }),
-      createWriteStream(temporaryPath, { mode: 0o644 }),
-      { signal },
-    );
-    await rename(temporaryPath, outPath);
-  } catch (e) {
-    await rm(temporaryPath, { force: true });
-    throw e;
-  }
-  return (await stat(outPath)).size;
 }
