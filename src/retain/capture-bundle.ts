@@ -1,11 +1,20 @@
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { constants, createWriteStream } from 'node:fs';
-import { lstat, open, readdir, readFile, readlink, rename, rm } from 'node:fs/promises';
+import {
+  closeSync,
+  constants,
+  createWriteStream,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+} from 'node:fs';
+import { lstat, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { getAttribute, listAttributes } from '@napi-rs/xattr';
+import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import type { OnProgress } from '../core/progress.ts';
@@ -27,6 +36,7 @@ import type { PatternComponent, RetainRequest } from './retain-list.ts';
 import { parsePattern } from './retain-list.ts';
 import { joinUnder } from './safe-path.ts';
 import { encodeMemberHeader, endOfArchive, memberPadding } from './tar-writer.ts';
+import { YIELD_EVERY, yieldToEventLoop } from './yield-to-event-loop.ts';
 
 export interface CaptureOptions {
   /** The old root filesystem, mounted anywhere. */
@@ -60,14 +70,18 @@ interface SourceEntry {
 /** Files up to this size are read in one call; larger ones stream in chunks of this size. */
 const CHUNK_BYTES = 1024 * 1024;
 
-function compareComponents(a: string, b: string): number {
-  // Component-wise, so a directory always comes right before its contents ("a/b" before "a b").
-  const left = a.split('/');
-  const right = b.split('/');
+/** Component-wise order, so a directory always comes right before its contents ("a/b" before "a b"). */
+function sortedForArchive(paths: string[]): string[] {
+  const keyed = paths.map((path) => ({ path, components: path.split('/') }));
+  keyed.sort((a, b) => compareComponents(a.components, b.components));
+  return keyed.map((k) => k.path);
+}
+
+function compareComponents(left: readonly string[], right: readonly string[]): number {
   for (let i = 0; i < Math.min(left.length, right.length); i += 1) {
     const l = left[i] ?? '';
     const r = right[i] ?? '';
-    if (l !== r) return Buffer.compare(Buffer.from(l), Buffer.from(r));
+    if (l !== r) return l < r ? -1 : 1;
   }
   return left.length - right.length;
 }
@@ -185,10 +199,10 @@ function deviceNumbers(rdev: bigint): { devMajor: number; devMinor: number } {
   };
 }
 
-async function readXattrs(path: string): Promise<Map<string, Buffer>> {
+function readXattrs(path: string): Map<string, Buffer> {
   const xattrs = new Map<string, Buffer>();
-  for (const name of (await listAttributes(path)).sort()) {
-    const value = await getAttribute(path, name);
+  for (const name of listAttributesSync(path).sort()) {
+    const value = getAttributeSync(path, name);
     if (value !== null) xattrs.set(name, value);
   }
   return xattrs;
@@ -243,14 +257,17 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
 
   // 2. Walk: a retained directory is retained recursively, every entry with its own metadata.
   const statsByPath = new Map<string, BigIntStats>();
+  // Synchronous calls in the per-entry loops: a thread-pool round trip per lstat costs ~10x the
+  // syscall itself, and there is nothing to overlap (docs/adr/0103). The loops yield now and then
+  // so that an abort or a progress display still gets the event loop.
   const visit = async (path: string): Promise<void> => {
-    signal?.throwIfAborted();
     if (statsByPath.has(path)) return;
+    if (statsByPath.size % YIELD_EVERY === 0) await yieldToEventLoop(signal);
     checkName(path);
-    const stats = await lstat(joinUnder(root, path.split('/').slice(1)), { bigint: true });
+    const stats = lstatSync(joinUnder(root, path.split('/').slice(1)), { bigint: true });
     statsByPath.set(path, stats);
     if (!stats.isDirectory()) return;
-    const names = await readdir(joinUnder(root, path.split('/').slice(1)));
+    const names = readdirSync(joinUnder(root, path.split('/').slice(1)));
     for (const name of names) await visit(`${path}/${name}`);
   };
   for (const path of matched) await visit(path);
@@ -259,7 +276,10 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
   const sourceEntries: SourceEntry[] = [];
   const firstPathByInode = new Map<string, string>();
   let totalBytes = 0;
-  for (const path of [...statsByPath.keys()].sort(compareComponents)) {
+  let visited = 0;
+  for (const path of sortedForArchive([...statsByPath.keys()])) {
+    visited += 1;
+    if (visited % YIELD_EVERY === 0) await yieldToEventLoop(signal);
     const stats = statsByPath.get(path);
     if (stats === undefined) continue;
     const type = entryType(stats);
@@ -274,7 +294,7 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
     const sourcePath = joinUnder(root, path.split('/').slice(1));
     const uid = Number(stats.uid);
     const gid = Number(stats.gid);
-    const xattrs = await readXattrs(sourcePath);
+    const xattrs = readXattrs(sourcePath);
     let aclUsers: Record<string, string> | undefined;
     let aclGroups: Record<string, string> | undefined;
     for (const name of ACL_XATTR_NAMES) {
@@ -296,7 +316,7 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
     const finalType: EntryType = linkedTo !== undefined ? 'hardlink' : type;
     let linkTarget: string | undefined = linkedTo;
     if (finalType === 'symlink') {
-      linkTarget = await readlink(sourcePath);
+      linkTarget = readlinkSync(sourcePath);
       checkName(linkTarget);
     }
     const sizeBytes = finalType === 'file' ? Number(stats.size) : 0;
@@ -344,7 +364,23 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
   let bundleSizeBytes = 0;
   const finalEntries: ManifestEntry[] = [];
   async function* chunks(): AsyncGenerator<Buffer> {
+    // Small members are gathered into batches: one write per entry part would cost a thread-pool
+    // round trip each.
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    const add = (buffer: Buffer): Buffer | undefined => {
+      batch.push(buffer);
+      batchBytes += buffer.length;
+      if (batchBytes < CHUNK_BYTES) return undefined;
+      const out = Buffer.concat(batch);
+      batch = [];
+      batchBytes = 0;
+      return out;
+    };
+    let written = 0;
     for (const source of sourceEntries) {
+      written += 1;
+      if (written % YIELD_EVERY === 0) await yieldToEventLoop(signal);
       const entry = source.entry;
       const header = encodeMemberHeader({
         name: archiveName(entry),
@@ -405,7 +441,7 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
     });
     const tail = Buffer.concat([manifestHeader, manifestBytes, memberPadding(manifestBytes.length), endOfArchive()]);
     bundleSizeBytes += tail.length;
-    yield tail;
+    yield Buffer.concat([...batch, tail]);
   }
   try {
     await pipeline(chunks, createWriteStream(partialPath, { flags: 'wx', mode: 0o600, flush: true }), { signal });
@@ -445,14 +481,20 @@ function changed(path: string, expectedBytes: number, actualBytes: number): Reim
 
 /** Reads a file without following a symlink, failing if it is not exactly the size seen when listed. */
 async function* readExactSize(sourcePath: string, path: string, sizeBytes: number): AsyncGenerator<Buffer> {
+  if (sizeBytes <= CHUNK_BYTES) {
+    const fd = openSync(sourcePath, constants.O_RDONLY | constants.O_NOFOLLOW);
+    let content: Buffer;
+    try {
+      content = readFileSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (content.length !== sizeBytes) throw changed(path, sizeBytes, content.length);
+    if (content.length > 0) yield content;
+    return;
+  }
   const handle = await open(sourcePath, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    if (sizeBytes <= CHUNK_BYTES) {
-      const content = await handle.readFile();
-      if (content.length !== sizeBytes) throw changed(path, sizeBytes, content.length);
-      if (content.length > 0) yield content;
-      return;
-    }
     let total = 0;
     for (;;) {
       // A fresh buffer per chunk: the write stream may still hold the previous one.

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
@@ -7,6 +8,7 @@ import { archiveName, MANIFEST_MEMBER_NAME, parseManifest, TYPE_FLAGS, xattrDige
 import { safeComponents } from './safe-path.ts';
 import type { TarMember } from './tar-reader.ts';
 import { readTarMembers } from './tar-reader.ts';
+import { YIELD_EVERY, yieldToEventLoop } from './yield-to-event-loop.ts';
 
 /** A bundle whose every member matched its manifest entry and every digest checked out. */
 export interface CheckedBundle {
@@ -45,18 +47,11 @@ export async function openBundle(bundlePath: string): Promise<FileHandle> {
   }
 }
 
-export async function hashRange(
-  handle: FileHandle,
-  offsetBytes: number,
-  sizeBytes: number,
-  signal?: AbortSignal,
-): Promise<string> {
+export function hashRange(fd: number, buffer: Buffer, offsetBytes: number, sizeBytes: number): string {
   const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, Math.max(sizeBytes, 1)));
   let done = 0;
   while (done < sizeBytes) {
-    signal?.throwIfAborted();
-    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, sizeBytes - done), offsetBytes + done);
+    const bytesRead = readSync(fd, buffer, 0, Math.min(buffer.length, sizeBytes - done), offsetBytes + done);
     if (bytesRead === 0) break;
     hash.update(buffer.subarray(0, bytesRead));
     done += bytesRead;
@@ -134,11 +129,12 @@ export async function checkBundle(
   options: { readonly signal?: AbortSignal; readonly digests?: boolean } = {},
 ): Promise<CheckedBundle> {
   const handle = await openBundle(bundlePath);
+  const fd = handle.fd;
   try {
     const { size } = await handle.stat();
     const members: TarMember[] = [];
-    for await (const member of readTarMembers(handle, size)) {
-      options.signal?.throwIfAborted();
+    for (const member of readTarMembers(fd, size)) {
+      if (members.length % YIELD_EVERY === 0) await yieldToEventLoop(options.signal);
       members.push(member);
     }
     const manifestMember = members.pop();
@@ -163,7 +159,7 @@ export async function checkBundle(
       );
     }
     const manifestBytes = Buffer.alloc(manifestMember.sizeBytes);
-    await handle.read(manifestBytes, 0, manifestMember.sizeBytes, manifestMember.dataOffsetBytes);
+    readSync(fd, manifestBytes, 0, manifestMember.sizeBytes, manifestMember.dataOffsetBytes);
     const manifest = parseManifest(manifestBytes.toString('utf8'));
     checkManifestPaths(manifest.entries);
     const extra = members.length - manifest.entries.length;
@@ -184,10 +180,12 @@ export async function checkBundle(
       if (member !== undefined) checkMember(entry, member);
     });
     if (options.digests !== false) {
+      const buffer = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
       for (const [index, entry] of manifest.entries.entries()) {
         const member = members[index];
         if (entry.type !== 'file' || member === undefined) continue;
-        const actual = await hashRange(handle, member.dataOffsetBytes, member.sizeBytes, options.signal);
+        if (index % YIELD_EVERY === 0) await yieldToEventLoop(options.signal);
+        const actual = hashRange(fd, buffer, member.dataOffsetBytes, member.sizeBytes);
         if (actual !== entry.sha256) {
           throw new ReimageError(
             'REIMAGE_RETAIN_DIGEST_MISMATCH',

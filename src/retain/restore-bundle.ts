@@ -1,9 +1,25 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { chmod, chown, lchown, link, lstat, mkdir, open, readFile, rename, rm, symlink } from 'node:fs/promises';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  fdatasyncSync,
+  lchownSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
+import { lstat, open } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { listAttributes, removeAttribute, setAttribute } from '@napi-rs/xattr';
+import { listAttributesSync, removeAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import type { OnProgress } from '../core/progress.ts';
@@ -17,9 +33,10 @@ import type { ManifestEntry } from './manifest.ts';
 import type { OwnerMode, OwnerPlan } from './owner-plan.ts';
 import { planOwners } from './owner-plan.ts';
 import { ACL_XATTR_NAMES, remapAcl } from './posix-acl.ts';
-import { checkBundle, openBundle } from './read-bundle.ts';
-import { inspectTarget, joinUnder, safeComponents } from './safe-path.ts';
+import { checkBundle } from './read-bundle.ts';
+import { inspectTarget, inspectTargetSync, joinUnder, safeComponents } from './safe-path.ts';
 import type { TarMember } from './tar-reader.ts';
+import { YIELD_EVERY, yieldToEventLoop } from './yield-to-event-loop.ts';
 
 export interface RestoreOptions {
   /** The new root, with its other filesystems mounted under it. */
@@ -85,16 +102,16 @@ export function mappedXattrs(member: TarMember, plan: OwnerPlan): Map<string, Bu
  * each value, file capabilities last. A label the new system's policy gave (security.selinux)
  * is kept when the bundle has none, since removing it could make the file unusable there.
  */
-async function applyXattrs(path: string, xattrs: ReadonlyMap<string, Buffer>, isSymlink: boolean): Promise<void> {
-  for (const name of await listAttributes(path)) {
-    if (!xattrs.has(name) && name !== 'security.selinux') await removeAttribute(path, name);
+function applyXattrs(path: string, xattrs: ReadonlyMap<string, Buffer>, isSymlink: boolean): void {
+  for (const name of listAttributesSync(path)) {
+    if (!xattrs.has(name) && name !== 'security.selinux') removeAttributeSync(path, name);
   }
   const names = [...xattrs.keys()].sort((a, b) => Number(a === CAPABILITY_XATTR) - Number(b === CAPABILITY_XATTR));
   for (const name of names) {
     const value = xattrs.get(name);
     if (value === undefined) continue;
     if (isSymlink && name.startsWith('user.')) continue; // Linux forbids user.* on symlinks; capture cannot have seen one.
-    await setAttribute(path, name, value);
+    setAttributeSync(path, name, value);
   }
 }
 
@@ -124,9 +141,7 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
     throw new ReimageError(
       'REIMAGE_RETAIN_ROOT_MISSING',
       `The root ${root} is not a directory. Mount the new root there first.`,
-      {
-        evidence: { path: root },
-      },
+      { evidence: { path: root } },
     );
   }
 
@@ -139,10 +154,11 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
   const willExist = new Set<string>();
   const existingDirs = new Set<string>();
   const replaced = new Set<string>();
-  for (const entry of manifest.entries) {
-    signal?.throwIfAborted();
+  const knownDirs = new Set<string>();
+  for (const [index, entry] of manifest.entries.entries()) {
+    if (index % YIELD_EVERY === 0) await yieldToEventLoop(signal);
     const components = safeComponents(entry.path);
-    const state = await inspectTarget(root, components);
+    const state = inspectTargetSync(root, components, knownDirs);
     for (const ancestor of state.missingAncestors) {
       if (!willExist.has(ancestor)) {
         createdParents.push(ancestor);
@@ -153,32 +169,37 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
     if (existing !== null) {
       const isDir = existing.isDirectory();
       if (isDir !== (entry.type === 'directory')) {
+        const actual = isDir ? 'a directory' : existing.isSymbolicLink() ? 'a symlink' : 'not a directory';
         throw new ReimageError(
           'REIMAGE_RETAIN_TARGET_CONFLICT',
-          `${entry.path} is a ${entry.type} in the bundle but ${isDir ? 'a directory' : existing.isSymbolicLink() ? 'a symlink' : 'not a directory'} in the new root. Nothing was restored; remove it from the new image or from the retention list.`,
+          `${entry.path} is a ${entry.type} in the bundle but ${actual} in the new root. Nothing was restored; remove it from the new image or from the retention list.`,
           { evidence: { path: entry.path, expected: entry.type, actual: isDir ? 'directory' : 'non-directory' } },
         );
       }
-      if (isDir) existingDirs.add(entry.path);
-      else replaced.add(entry.path);
+      if (isDir) {
+        existingDirs.add(entry.path);
+        knownDirs.add(entry.path);
+      } else {
+        replaced.add(entry.path);
+      }
     }
     willExist.add(entry.path);
   }
   for (const warning of warnings) log.warn(warning);
 
-  // 2. Write. From here on, any failure says the target was touched.
-  const handle = await openBundle(options.bundlePath);
+  // 2. Write. From here on, any failure says the target was touched. Synchronous calls per entry
+  // (docs/adr/0103): a thread-pool round trip per syscall would cost several times the syscall.
+  const bundleFd = openSync(options.bundlePath, 'r');
   const totalBytes = manifest.entries.reduce((sum, entry) => sum + entry.sizeBytes, 0);
   let doneBytes = 0;
   let entriesRestored = 0;
   const times: Array<{ path: string; timeNs: bigint }> = [];
   const directories: Array<{ path: string; timeNs: bigint }> = [];
+  const copyBuffer = Buffer.allocUnsafe(CHUNK_BYTES);
   try {
-    for (const parent of createdParents) {
-      await mkdir(joinUnder(root, safeComponents(parent)), { mode: 0o755 });
-    }
+    for (const parent of createdParents) mkdirSync(joinUnder(root, safeComponents(parent)), { mode: 0o755 });
     for (const [index, entry] of manifest.entries.entries()) {
-      signal?.throwIfAborted();
+      if (index % YIELD_EVERY === 0) await yieldToEventLoop(signal);
       const member = members[index];
       if (member === undefined) continue;
       const components = safeComponents(entry.path);
@@ -188,10 +209,10 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
       const xattrs = mappedXattrs(member, plan);
       try {
         if (entry.type === 'directory') {
-          if (!existingDirs.has(entry.path)) await mkdir(finalPath, { mode: 0o700 });
-          await chown(finalPath, uid, gid);
-          await chmod(finalPath, entry.mode);
-          await applyXattrs(finalPath, xattrs, false);
+          if (!existingDirs.has(entry.path)) mkdirSync(finalPath, { mode: 0o700 });
+          chownSync(finalPath, uid, gid);
+          chmodSync(finalPath, entry.mode);
+          applyXattrs(finalPath, xattrs, false);
           directories.push({ path: finalPath, timeNs: BigInt(entry.mtimeNs) });
         } else {
           const tempPath = joinUnder(root, [
@@ -200,30 +221,27 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
           ]);
           try {
             if (entry.type === 'file') {
-              await writeFileFromBundle(handle, member, entry, tempPath, {
-                uid,
-                gid,
-                xattrs,
-                durable: replaced.has(entry.path),
-                signal,
-              });
+              const durable = replaced.has(entry.path);
+              writeFileFromBundle(bundleFd, copyBuffer, member, entry, tempPath, { uid, gid, xattrs, durable });
               doneBytes += entry.sizeBytes;
             } else if (entry.type === 'symlink') {
-              await symlink(entry.linkTarget ?? '', tempPath);
-              await lchown(tempPath, uid, gid);
-              await applyXattrs(tempPath, xattrs, true);
+              symlinkSync(entry.linkTarget ?? '', tempPath);
+              lchownSync(tempPath, uid, gid);
+              applyXattrs(tempPath, xattrs, true);
             } else if (entry.type === 'hardlink') {
-              await link(joinUnder(root, safeComponents(entry.linkTarget ?? '')), tempPath);
+              linkSync(joinUnder(root, safeComponents(entry.linkTarget ?? '')), tempPath);
             } else {
               await makeSpecial(entry, tempPath, signal);
-              await chown(tempPath, uid, gid);
-              await chmod(tempPath, entry.mode);
-              await applyXattrs(tempPath, xattrs, false);
+              chownSync(tempPath, uid, gid);
+              chmodSync(tempPath, entry.mode);
+              applyXattrs(tempPath, xattrs, false);
             }
-            await rename(tempPath, finalPath);
-          } finally {
+            renameSync(tempPath, finalPath);
             // rename() is a no-op when both names are already links to one inode; drop the spare.
-            await rm(tempPath, { force: true });
+            if (entry.type === 'hardlink') rmSync(tempPath, { force: true });
+          } catch (e) {
+            rmSync(tempPath, { force: true });
+            throw e;
           }
           if (entry.type !== 'hardlink') times.push({ path: finalPath, timeNs: BigInt(entry.mtimeNs) });
         }
@@ -245,7 +263,7 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
   } catch (e) {
     throw isReimageError(e) ? e.withTargetTouched() : restoreFailed({ path: root } as ManifestEntry, e);
   } finally {
-    await handle.close();
+    closeSync(bundleFd);
   }
   progress.flush({
     phase: 'restore',
@@ -266,15 +284,13 @@ async function makeSpecial(entry: ManifestEntry, tempPath: string, signal?: Abor
     return;
   }
   const kind = entry.type === 'char-device' ? 'c' : 'b';
-  await runCommand(
-    'mknod',
-    ['-m', '600', '--', tempPath, kind, String(entry.devMajor ?? 0), String(entry.devMinor ?? 0)],
-    { signal },
-  );
+  const numbers = [String(entry.devMajor ?? 0), String(entry.devMinor ?? 0)];
+  await runCommand('mknod', ['-m', '600', '--', tempPath, kind, ...numbers], { signal });
 }
 
-async function writeFileFromBundle(
-  bundle: FileHandle,
+function writeFileFromBundle(
+  bundleFd: number,
+  buffer: Buffer,
   member: TarMember,
   entry: ManifestEntry,
   tempPath: string,
@@ -284,33 +300,25 @@ async function writeFileFromBundle(
     readonly xattrs: ReadonlyMap<string, Buffer>;
     /** Replacing an existing file: its new data must be on disk before the rename (one sync for the rest). */
     readonly durable: boolean;
-    readonly signal?: AbortSignal;
   },
-): Promise<void> {
-  const { uid, gid, xattrs, signal } = how;
-  const out = await open(
+): void {
+  const fd = openSync(
     tempPath,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
     0o600,
   );
   const hash = createHash('sha256');
   try {
-    // A plain read/write loop between two file handles: bounded memory (one chunk), and no
-    // stream holding a FileHandle open (FileHandle.close() waits for such streams forever).
-    const buffer = Buffer.allocUnsafe(Math.min(Math.max(entry.sizeBytes, 1), CHUNK_BYTES));
+    // Chunk by chunk: a 1 GiB file needs one 1 MiB buffer, never 1 GiB of heap.
     let doneBytes = 0;
     while (doneBytes < entry.sizeBytes) {
-      signal?.throwIfAborted();
       const wanted = Math.min(buffer.length, entry.sizeBytes - doneBytes);
-      const { bytesRead } = await bundle.read(buffer, 0, wanted, member.dataOffsetBytes + doneBytes);
+      const bytesRead = readSync(bundleFd, buffer, 0, wanted, member.dataOffsetBytes + doneBytes);
       if (bytesRead === 0) break;
       const chunk = buffer.subarray(0, bytesRead);
       hash.update(chunk);
       let written = 0;
-      while (written < bytesRead) {
-        const result = await out.write(chunk, written, bytesRead - written, doneBytes + written);
-        written += result.bytesWritten;
-      }
+      while (written < bytesRead) written += writeSync(fd, chunk, written, bytesRead - written, doneBytes + written);
       doneBytes += bytesRead;
     }
     // The bundle was checked before; a different digest now means it changed underneath us.
@@ -319,20 +327,17 @@ async function writeFileFromBundle(
       throw new ReimageError(
         'REIMAGE_RETAIN_DIGEST_MISMATCH',
         `The bundle changed while ${entry.path} was being restored. Capture it again.`,
-        {
-          evidence: { path: entry.path, expected: entry.sha256, actual },
-          targetTouched: true,
-        },
+        { evidence: { path: entry.path, expected: entry.sha256, actual }, targetTouched: true },
       );
     }
     // chown clears setuid/setgid and file capabilities: owner first, then mode, then xattrs.
-    await out.chown(uid, gid);
-    await out.chmod(entry.mode);
-    await applyXattrs(tempPath, xattrs, false);
+    fchownSync(fd, how.uid, how.gid);
+    fchmodSync(fd, entry.mode);
+    applyXattrs(tempPath, how.xattrs, false);
     // Replacing a key: the new data must be durable before the rename makes it the real one, or a
     // crash could leave an empty file where the old key was. New files are covered by the final sync.
-    if (how.durable) await out.datasync();
+    if (how.durable) fdatasyncSync(fd);
   } finally {
-    await out.close();
+    closeSync(fd);
   }
 }

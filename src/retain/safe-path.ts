@@ -1,4 +1,5 @@
 import type { Stats } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 
@@ -76,4 +77,43 @@ export async function inspectTarget(root: string, components: readonly string[])
   }
   const existing = missingAncestors.length > 0 ? null : await lstatOrNull(joinUnder(root, components));
   return { missingAncestors, existing };
+}
+
+function lstatSyncOrNull(path: string): Stats | null {
+  return lstatSync(path, { throwIfNoEntry: false }) ?? null;
+}
+
+/**
+ * inspectTarget, synchronously, remembering ancestors already seen to be real directories
+ * (`knownDirs`, bundle paths) so that 10,000 entries in one directory cost one lstat each.
+ */
+export function inspectTargetSync(root: string, components: readonly string[], knownDirs: Set<string>): TargetState {
+  const missingAncestors: string[] = [];
+  for (let depth = 1; depth < components.length; depth += 1) {
+    const ancestor = `/${components.slice(0, depth).join('/')}`;
+    if (missingAncestors.length > 0) {
+      missingAncestors.push(ancestor);
+      continue;
+    }
+    if (knownDirs.has(ancestor)) continue;
+    const stats = lstatSyncOrNull(joinUnder(root, components.slice(0, depth)));
+    if (stats === null) {
+      missingAncestors.push(ancestor);
+    } else if (!stats.isDirectory()) {
+      throw unsafeAncestor(ancestor, components, stats);
+    } else {
+      knownDirs.add(ancestor);
+    }
+  }
+  const existing = missingAncestors.length > 0 ? null : lstatSyncOrNull(joinUnder(root, components));
+  return { missingAncestors, existing };
+}
+
+function unsafeAncestor(ancestor: string, components: readonly string[], stats: Stats): ReimageError {
+  const kind = stats.isSymbolicLink() ? 'symlink' : 'file';
+  return new ReimageError(
+    'REIMAGE_RETAIN_UNSAFE_TARGET',
+    `${ancestor} in the target is ${stats.isSymbolicLink() ? 'a symlink' : 'not a directory'}, so /${components.join('/')} cannot be restored under it without following it. Replace it with a directory in the new image, or drop the path from the retention list.`,
+    { evidence: { path: ancestor, expected: 'directory', actual: kind } },
+  );
 }

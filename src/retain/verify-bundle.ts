@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { constants } from 'node:fs';
-import { lstat, open, readlink } from 'node:fs/promises';
+import { closeSync, constants, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { getAttribute, listAttributes } from '@napi-rs/xattr';
+import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
 import { isReimageError, isSystemError } from '../core/reimage-error.ts';
 import { emptyAccountDb } from './account-db.ts';
 import type { EntryType, ManifestEntry } from './manifest.ts';
@@ -12,7 +12,8 @@ import type { OwnerMode } from './owner-plan.ts';
 import { planOwners } from './owner-plan.ts';
 import { checkBundle } from './read-bundle.ts';
 import { mappedXattrs, readRootAccounts } from './restore-bundle.ts';
-import { inspectTarget, joinUnder, safeComponents } from './safe-path.ts';
+import { inspectTargetSync, joinUnder, safeComponents } from './safe-path.ts';
+import { YIELD_EVERY, yieldToEventLoop } from './yield-to-event-loop.ts';
 
 export interface VerifyOptions {
   readonly root: string;
@@ -49,8 +50,18 @@ function typeOf(stats: BigIntStats): EntryType | 'socket' | 'unknown' {
 const octal = (mode: number): string => mode.toString(8).padStart(4, '0');
 const hex = (value: Buffer | null): string => (value === null ? '(absent)' : `0x${value.toString('hex')}`);
 
-async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
+const SMALL_FILE_BYTES = 1024 * 1024;
+
+async function hashFile(path: string, sizeBytes: number, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
+  if (sizeBytes <= SMALL_FILE_BYTES) {
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      return hash.update(readFileSync(fd)).digest('hex');
+    } finally {
+      closeSync(fd);
+    }
+  }
   const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   // The stream owns the handle and closes it (FileHandle.close() would wait for the stream forever).
   await pipeline(handle.createReadStream(), hash, { signal });
@@ -71,8 +82,9 @@ export async function verifyBundle(options: VerifyOptions): Promise<VerifySummar
   const differences: Difference[] = [];
   const inodes = new Map<string, bigint>();
   let entriesChecked = 0;
+  const knownDirs = new Set<string>();
   for (const [index, entry] of manifest.entries.entries()) {
-    options.signal?.throwIfAborted();
+    if (index % YIELD_EVERY === 0) await yieldToEventLoop(options.signal);
     const member = members[index];
     if (member === undefined) continue;
     entriesChecked += 1;
@@ -83,8 +95,8 @@ export async function verifyBundle(options: VerifyOptions): Promise<VerifySummar
     const path = joinUnder(root, components);
     let stats: BigIntStats;
     try {
-      await inspectTarget(root, components);
-      stats = await lstat(path, { bigint: true });
+      inspectTargetSync(root, components, knownDirs);
+      stats = lstatSync(path, { bigint: true });
     } catch (e) {
       if (isReimageError(e)) differ('unsafe path', 'real directories above it', e.message);
       else if (isSystemError(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR'))
@@ -113,23 +125,23 @@ export async function verifyBundle(options: VerifyOptions): Promise<VerifySummar
       differ,
     );
     if (entry.type === 'file') {
-      const actual = await hashFile(path, options.signal);
+      const actual = await hashFile(path, Number(stats.size), options.signal);
       if (actual !== entry.sha256) differ('sha256', entry.sha256 ?? '', actual);
     }
     if (entry.type === 'symlink') {
-      const target = await readlink(path);
+      const target = readlinkSync(path);
       if (target !== entry.linkTarget) differ('link target', entry.linkTarget ?? '', target);
     }
     const expectedXattrs = mappedXattrs(member, plan);
-    const actualNames = new Set(await listAttributes(path));
+    const actualNames = new Set(listAttributesSync(path));
     for (const [name, value] of expectedXattrs) {
-      const actual = actualNames.has(name) ? await getAttribute(path, name) : null;
+      const actual = actualNames.has(name) ? getAttributeSync(path, name) : null;
       if (actual === null || !actual.equals(value)) differ(`xattr ${name}`, hex(value), hex(actual));
     }
     for (const name of actualNames) {
       // A label the new system's policy gave is expected when the bundle had none (restore keeps it).
       if (!expectedXattrs.has(name) && name !== 'security.selinux')
-        differ(`xattr ${name}`, '(absent)', hex(await getAttribute(path, name)));
+        differ(`xattr ${name}`, '(absent)', hex(getAttributeSync(path, name)));
     }
   }
   return { ok: differences.length === 0, entriesChecked, differences };

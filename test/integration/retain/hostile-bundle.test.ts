@@ -192,7 +192,7 @@ async function dataOffset(bundle: string, name: string): Promise<number> {
   const handle = await open(bundle, 'r');
   try {
     const { size } = await handle.stat();
-    for await (const member of readTarMembers(handle, size)) if (member.name === name) return member.dataOffsetBytes;
+    for (const member of readTarMembers(handle.fd, size)) if (member.name === name) return member.dataOffsetBytes;
   } finally {
     await handle.close();
   }
