@@ -252,7 +252,6 @@ export async function runPlan(options: RunPlanOptions): Promise<RunReport> {
           onProgress,
         });
         log.info(`retention bundle: ${captureSummary.entries} entries captured into RAM`);
-        for (const missing of captureSummary.missingOptional) log.info(`optional path not present: ${missing}`);
       } catch (error) {
         journal.record('capture', 'failed', 1, isReimageError(error) ? error.code : String(error));
         throw error;
