@@ -6,8 +6,6 @@ import type { ImageFormat } from './image-format.ts';
 export interface SizeHint {
   /** The exact decoded size, when the container records it for every part. */
   readonly exactBytes?: number;
-  /** A size the image is at least (gzip's ISIZE of the last member, modulo 2^32). */
-  readonly atLeastBytes?: number;
 }
 
 const ZSTD_MAGIC = 0xfd2fb528;
@@ -114,11 +112,8 @@ export async function readSizeHint(path: string, format: ImageFormat): Promise<S
       const exactBytes = await xzContentSize(path);
       return exactBytes === undefined ? {} : { exactBytes };
     }
-    if (format === 'gzip' && fileSizeBytes >= 18) {
-      const trailer = Buffer.alloc(4);
-      await handle.read(trailer, 0, 4, fileSizeBytes - 4);
-      return { atLeastBytes: trailer.readUInt32LE(0) };
-    }
+    // gzip's ISIZE is only the last member's size modulo 2^32, and garbage in a truncated
+    // file; bzip2 records no size at all. Both get the counting pass.
     return {};
   } finally {
     await handle.close();

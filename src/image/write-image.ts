@@ -202,7 +202,6 @@ async function decodedSize(
     throw imageUnreadable(o.imagePath, e);
   }
   if (hint.exactBytes !== undefined) return hint.exactBytes;
-  if (hint.atLeastBytes !== undefined && hint.atLeastBytes > target.sizeBytes) return hint.atLeastBytes;
   log.info(`the ${format} image does not record its size: decoding it once to measure it`);
   const progress = throttleProgress(onProgress);
   let sizeBytes = 0;
