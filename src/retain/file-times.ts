@@ -1,4 +1,5 @@
-import { lutimes } from 'node:fs/promises';
+import { lutimesSync } from 'node:fs';
+import { isReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
 
 const NS_PER_SEC = 1_000_000_000n;
@@ -32,24 +33,55 @@ const PATHS_PER_TOUCH = 256;
 const TOUCH_CONCURRENCY = 4;
 
 /**
+ * utimensat(2) numbers for perl's syscall(): one perl process sets every remaining time exactly,
+ * where `touch` would need a process per distinct time (docs/adr/0102). perl-base is Essential
+ * in Debian, so it is on every Debian root and can be put in the initramfs.
+ */
+const UTIMENSAT_SYSCALL: Readonly<Record<string, number>> = { x64: 280, arm64: 88, riscv64: 88 };
+const PERL_UTIMENSAT = `$/ = "\\0"; my $nr = shift @ARGV;
+while (my $r = <STDIN>) { chomp $r; my ($s, $n, $p) = split / /, $r, 3;
+  syscall($nr, -100, $p, pack("q<q<q<q<", $s, $n, $s, $n), 0x100) == 0 or die "utimensat $p: $!\\n"; }`;
+
+/**
  * Sets access and modification times of each path (the link itself for symlinks) to the exact
  * nanosecond. Call it after every entry is in place: creating or renaming an entry changes its
  * directory's mtime, while setting times on a child does not, so no ordering is needed here.
- * Values Node cannot express go to coreutils `touch -h`, batched by equal time, a few at once.
+ * Times Node can express exactly go through lutimes; the rest through perl's utimensat, or
+ * coreutils `touch -h` (batched by equal time) where perl is missing.
  */
 export async function setExactTimes(
   items: ReadonlyArray<{ readonly path: string; readonly timeNs: bigint }>,
   signal?: AbortSignal,
-): Promise<{ viaTouch: number }> {
-  const byTime = new Map<bigint, string[]>();
-  let viaTouch = 0;
+): Promise<{ viaHelper: number; helper: 'none' | 'perl' | 'touch' }> {
+  const rest: Array<{ readonly path: string; readonly timeNs: bigint }> = [];
   for (const item of items) {
     const seconds = exactDoubleSeconds(item.timeNs);
-    if (seconds !== undefined) {
-      await lutimes(item.path, seconds, seconds);
-      continue;
+    if (seconds === undefined) rest.push(item);
+    else lutimesSync(item.path, seconds, seconds);
+  }
+  if (rest.length === 0) return { viaHelper: 0, helper: 'none' };
+  const syscallNumber = UTIMENSAT_SYSCALL[process.arch];
+  if (syscallNumber !== undefined && rest.every((item) => item.timeNs >= 0n)) {
+    const input = Buffer.concat(
+      rest.map((item) => Buffer.from(`${item.timeNs / NS_PER_SEC} ${item.timeNs % NS_PER_SEC} ${item.path}\0`, 'utf8')),
+    );
+    try {
+      await runCommand('perl', ['-e', PERL_UTIMENSAT, String(syscallNumber)], { input, signal });
+      return { viaHelper: rest.length, helper: 'perl' };
+    } catch (e) {
+      if (!(isReimageError(e) && e.code === 'REIMAGE_TOOL_MISSING')) throw e;
     }
-    viaTouch += 1;
+  }
+  await touchAll(rest, signal);
+  return { viaHelper: rest.length, helper: 'touch' };
+}
+
+async function touchAll(
+  items: ReadonlyArray<{ readonly path: string; readonly timeNs: bigint }>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const byTime = new Map<bigint, string[]>();
+  for (const item of items) {
     const list = byTime.get(item.timeNs);
     if (list === undefined) byTime.set(item.timeNs, [item.path]);
     else list.push(item.path);
@@ -69,5 +101,4 @@ export async function setExactTimes(
     }
   };
   await Promise.all(Array.from({ length: TOUCH_CONCURRENCY }, worker));
-  return { viaTouch };
 }
