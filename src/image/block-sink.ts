@@ -260,19 +260,23 @@ export class BlockSink {
     const endBytes = this.#pendingZeroEnd;
     this.#pendingZeroStart = -1;
     this.#pendingZeroEnd = -1;
-    const lengthBytes = endBytes - startBytes;
-    if (this.#kernelZeroing && lengthBytes >= MIN_KERNEL_ZERO_RUN_BYTES) {
+    // Runs start on granule boundaries; a device zeroes whole 4 KiB units only (an image tail
+    // may end mid-sector), so the kernel gets the aligned part and the rest is written.
+    const kernelBytes = Math.floor((endBytes - startBytes) / 4096) * 4096;
+    let writeFromBytes = startBytes;
+    if (this.#kernelZeroing && kernelBytes >= MIN_KERNEL_ZERO_RUN_BYTES) {
       this.#markTouched();
-      const zeroed = await zeroRange(this.#o.target, startBytes, lengthBytes, this.#o.signal);
+      const zeroed = await zeroRange(this.#o.target, startBytes, kernelBytes, this.#o.signal);
       if (zeroed) {
-        this.counters.bytesZeroed += lengthBytes;
-        this.counters.bytesSkipped += lengthBytes;
-        return;
+        this.counters.bytesZeroed += kernelBytes;
+        this.counters.bytesSkipped += kernelBytes;
+        writeFromBytes = startBytes + kernelBytes;
+      } else {
+        // Not supported here (filesystem, device or a missing tool): stop asking, write zeros.
+        this.#kernelZeroing = false;
       }
-      // Not supported here (filesystem, device or a missing tool): stop asking, write zeros.
-      this.#kernelZeroing = false;
     }
-    for (let at = startBytes; at < endBytes; at += BLOCK_BYTES) {
+    for (let at = writeFromBytes; at < endBytes; at += BLOCK_BYTES) {
       const pieceEnd = Math.min(endBytes, at + BLOCK_BYTES);
       this.#track(this.#write(this.#zeros.subarray(0, pieceEnd - at), at));
     }

@@ -105,7 +105,7 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
     log.warn('the image was not verified: no --sha256 given');
   }
 
-  const imageSizeBytes = await decodedSize(o, format, blockMap, target, log, onProgress);
+  const imageSizeBytes = await decodedSize(o, format, blockMap, log, onProgress);
   if (imageSizeBytes > target.sizeBytes) {
     throw new ReimageError(
       'REIMAGE_TARGET_TOO_SMALL',
@@ -189,7 +189,6 @@ async function decodedSize(
   o: WriteImageOptions,
   format: ImageFormat,
   blockMap: BlockMap | undefined,
-  target: TargetInfo,
   log: Logger,
   onProgress: OnProgress,
 ): Promise<number> {
@@ -214,6 +213,7 @@ async function decodedSize(
       async (source: AsyncIterable<Buffer>) => {
         for await (const chunk of source) {
           sizeBytes += chunk.length;
+          releaseGarbage(chunk.length);
           progress.report({ phase: 'measure image', done: sizeBytes, unit: 'bytes' });
         }
       },
