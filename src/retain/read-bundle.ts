@@ -8,6 +8,8 @@ import { archiveName, MANIFEST_MEMBER_NAME, parseManifest, TYPE_FLAGS, xattrDige
 import { safeComponents } from './safe-path.ts';
 import type { TarMember } from './tar-reader.ts';
 import { readTarMembers } from './tar-reader.ts';
+import type { WindowReader } from './window-reader.ts';
+import { createWindowReader } from './window-reader.ts';
 import { YIELD_EVERY, yieldToEventLoop } from './yield-to-event-loop.ts';
 
 /** A bundle whose every member matched its manifest entry and every digest checked out. */
@@ -47,14 +49,14 @@ export async function openBundle(bundlePath: string): Promise<FileHandle> {
   }
 }
 
-export function hashRange(fd: number, buffer: Buffer, offsetBytes: number, sizeBytes: number): string {
+export function hashRange(reader: WindowReader, offsetBytes: number, sizeBytes: number): string {
   const hash = createHash('sha256');
   let done = 0;
   while (done < sizeBytes) {
-    const bytesRead = readSync(fd, buffer, 0, Math.min(buffer.length, sizeBytes - done), offsetBytes + done);
-    if (bytesRead === 0) break;
-    hash.update(buffer.subarray(0, bytesRead));
-    done += bytesRead;
+    const view = reader.read(offsetBytes + done, Math.min(HASH_CHUNK_BYTES, sizeBytes - done));
+    if (view.length === 0) break;
+    hash.update(view);
+    done += view.length;
   }
   return hash.digest('hex');
 }
@@ -180,12 +182,12 @@ export async function checkBundle(
       if (member !== undefined) checkMember(entry, member);
     });
     if (options.digests !== false) {
-      const buffer = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+      const reader = createWindowReader(fd);
       for (const [index, entry] of manifest.entries.entries()) {
         const member = members[index];
         if (entry.type !== 'file' || member === undefined) continue;
         if (index % YIELD_EVERY === 0) await yieldToEventLoop(options.signal);
-        const actual = hashRange(fd, buffer, member.dataOffsetBytes, member.sizeBytes);
+        const actual = hashRange(reader, member.dataOffsetBytes, member.sizeBytes);
         if (actual !== entry.sha256) {
           throw new ReimageError(
             'REIMAGE_RETAIN_DIGEST_MISMATCH',

@@ -11,7 +11,6 @@ import {
   linkSync,
   mkdirSync,
   openSync,
-  readSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -36,6 +35,8 @@ import { ACL_XATTR_NAMES, remapAcl } from './posix-acl.ts';
 import { checkBundle } from './read-bundle.ts';
 import { inspectTarget, inspectTargetSync, joinUnder, safeComponents } from './safe-path.ts';
 import type { TarMember } from './tar-reader.ts';
+import type { WindowReader } from './window-reader.ts';
+import { createWindowReader } from './window-reader.ts';
 import { YIELD_EVERY, yieldToEventLoop } from './yield-to-event-loop.ts';
 
 export interface RestoreOptions {
@@ -195,7 +196,7 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
   let entriesRestored = 0;
   const times: Array<{ path: string; timeNs: bigint }> = [];
   const directories: Array<{ path: string; timeNs: bigint }> = [];
-  const copyBuffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  const bundleReader = createWindowReader(bundleFd);
   try {
     for (const parent of createdParents) mkdirSync(joinUnder(root, safeComponents(parent)), { mode: 0o755 });
     for (const [index, entry] of manifest.entries.entries()) {
@@ -222,7 +223,7 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
           try {
             if (entry.type === 'file') {
               const durable = replaced.has(entry.path);
-              writeFileFromBundle(bundleFd, copyBuffer, member, entry, tempPath, { uid, gid, xattrs, durable });
+              writeFileFromBundle(bundleReader, member, entry, tempPath, { uid, gid, xattrs, durable });
               doneBytes += entry.sizeBytes;
             } else if (entry.type === 'symlink') {
               symlinkSync(entry.linkTarget ?? '', tempPath);
@@ -289,8 +290,7 @@ async function makeSpecial(entry: ManifestEntry, tempPath: string, signal?: Abor
 }
 
 function writeFileFromBundle(
-  bundleFd: number,
-  buffer: Buffer,
+  bundle: WindowReader,
   member: TarMember,
   entry: ManifestEntry,
   tempPath: string,
@@ -312,10 +312,9 @@ function writeFileFromBundle(
     // Chunk by chunk: a 1 GiB file needs one 1 MiB buffer, never 1 GiB of heap.
     let doneBytes = 0;
     while (doneBytes < entry.sizeBytes) {
-      const wanted = Math.min(buffer.length, entry.sizeBytes - doneBytes);
-      const bytesRead = readSync(bundleFd, buffer, 0, wanted, member.dataOffsetBytes + doneBytes);
+      const chunk = bundle.read(member.dataOffsetBytes + doneBytes, Math.min(CHUNK_BYTES, entry.sizeBytes - doneBytes));
+      const bytesRead = chunk.length;
       if (bytesRead === 0) break;
-      const chunk = buffer.subarray(0, bytesRead);
       hash.update(chunk);
       let written = 0;
       while (written < bytesRead) written += writeSync(fd, chunk, written, bytesRead - written, doneBytes + written);

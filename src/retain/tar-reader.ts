@@ -1,8 +1,9 @@
-import { readSync } from 'node:fs';
 import { ReimageError } from '../core/reimage-error.ts';
 import { decodePaxRecords } from './pax-records.ts';
 import { BLOCK_BYTES, decodeUstarHeader, isZeroBlock, paddedSize } from './tar-header.ts';
 import { parsePaxTime } from './tar-writer.ts';
+import type { WindowReader } from './window-reader.ts';
+import { createWindowReader } from './window-reader.ts';
 
 /** A member as read back: pax values applied over the ustar header. */
 export interface TarMember {
@@ -35,15 +36,11 @@ function corrupt(message: string, offsetBytes: number): ReimageError {
   );
 }
 
-function readExactly(fd: number, positionBytes: number, lengthBytes: number): Buffer {
-  const buffer = Buffer.alloc(lengthBytes);
-  let filled = 0;
-  while (filled < lengthBytes) {
-    const bytesRead = readSync(fd, buffer, filled, lengthBytes - filled, positionBytes + filled);
-    if (bytesRead === 0) throw corrupt('unexpected end of file', positionBytes + filled);
-    filled += bytesRead;
-  }
-  return buffer;
+function readExactly(reader: WindowReader, positionBytes: number, lengthBytes: number): Buffer {
+  const view = reader.read(positionBytes, lengthBytes);
+  if (view.length !== lengthBytes) throw corrupt('unexpected end of file', positionBytes + view.length);
+  // A copy: the window moves on, and header fields and pax values outlive this call.
+  return Buffer.from(view);
 }
 
 function paxNumber(records: ReadonlyMap<string, Buffer>, key: string, fallback: number, offsetBytes: number): number {
@@ -62,11 +59,12 @@ function paxNumber(records: ReadonlyMap<string, Buffer>, key: string, fallback: 
  * reads: a bundle of 10,000 keys and configs is 20,000 small reads (docs/adr/0103).
  */
 export function* readTarMembers(fd: number, fileSizeBytes: number): Generator<TarMember> {
+  const reader = createWindowReader(fd);
   let offset = 0;
   let pending: Map<string, Buffer> | undefined;
   for (;;) {
     if (offset + BLOCK_BYTES > fileSizeBytes) throw corrupt('archive ends without an end marker', offset);
-    const block = readExactly(fd, offset, BLOCK_BYTES);
+    const block = readExactly(reader, offset, BLOCK_BYTES);
     if (isZeroBlock(block)) {
       if (pending !== undefined) throw corrupt('pax header without a member', offset);
       return;
@@ -78,7 +76,7 @@ export function* readTarMembers(fd: number, fileSizeBytes: number): Generator<Ta
       if (pending !== undefined) throw corrupt('two pax headers in a row', offset);
       if (header.sizeBytes > MAX_PAX_BYTES) throw corrupt('pax header too large', offset);
       if (dataOffsetBytes + header.sizeBytes > fileSizeBytes) throw corrupt('pax header past end of file', offset);
-      pending = decodePaxRecords(readExactly(fd, dataOffsetBytes, header.sizeBytes));
+      pending = decodePaxRecords(readExactly(reader, dataOffsetBytes, header.sizeBytes));
       offset = dataOffsetBytes + paddedSize(header.sizeBytes);
       continue;
     }
