@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { lstat, readdir, readFile, readlink, realpath } from 'node:fs/promises';
-import { basename, delimiter, isAbsolute, join, relative, sep } from 'node:path';
+import { basename, delimiter, isAbsolute, join, posix, relative, sep } from 'node:path';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
@@ -94,6 +94,8 @@ export interface BuildInitramfsOptions {
   /** Default STORAGE_MODULES. */
   readonly modules?: readonly string[];
   readonly compression?: ArchiveCompression;
+  /** zstd or gzip level; default 6 (docs/adr/0300-initramfs-compression.md). */
+  readonly compressionLevel?: number;
   readonly diskTimeoutSeconds?: number;
   /** Where firmware is looked for on the host (default /lib/firmware). */
   readonly firmwareDir?: string;
@@ -400,10 +402,17 @@ export async function buildInitramfs(options: BuildInitramfsOptions): Promise<In
   const nodeReal = await realpath(nodeLinkPath);
   await collector.addHostPaths(await sharedLibraryClosure(nodeReal), 'libraries');
   const packageDirs = await productionPackageDirs(projectDir);
-  const nodePackageDir = packageDirs.find((dir) => nodeReal.startsWith(`${dir}${sep}`));
+  const archiveDirOf = (dir: string): string => `${archiveProject}/${relative(projectDir, dir).split(sep).join('/')}`;
+  // node_modules may itself be a symlink (a snapshot of the code next to shared dependencies),
+  // so the package holding the binary is found by real paths.
+  let nodePackage: { dir: string; realDir: string } | undefined;
   for (const dir of packageDirs) {
-    const archiveDir = `${archiveProject}/${relative(projectDir, dir).split(sep).join('/')}`;
-    if (dir === nodePackageDir) {
+    const realDir = await realpath(dir);
+    if (nodeReal.startsWith(`${realDir}${sep}`)) nodePackage = { dir, realDir };
+  }
+  for (const dir of packageDirs) {
+    const archiveDir = archiveDirOf(dir);
+    if (dir === nodePackage?.dir) {
       // The runtime's package also holds C headers and docs (60 MB); only the binary is needed.
       const manifestStats = await lstat(join(dir, 'package.json'));
       collector.add(
@@ -417,12 +426,10 @@ export async function buildInitramfs(options: BuildInitramfsOptions): Promise<In
   }
   const nodeStats = await lstat(nodeReal);
   const binLink = `${archiveProject}/node_modules/.bin/node`;
-  if (nodePackageDir !== undefined) {
-    const inPackage = `${archiveProject}/${relative(projectDir, nodeReal).split(sep).join('/')}`;
+  if (nodePackage !== undefined) {
+    const inPackage = `${archiveDirOf(nodePackage.dir)}/${relative(nodePackage.realDir, nodeReal).split(sep).join('/')}`;
     collector.add({ path: inPackage, kind: 'file', mode: 0o755, sourcePath: nodeReal }, 'node', nodeStats.size);
-    const linkTarget = relative(join(projectDir, 'node_modules', '.bin'), nodeReal)
-      .split(sep)
-      .join('/');
+    const linkTarget = posix.relative(posix.dirname(binLink), inPackage);
     collector.add({ path: binLink, kind: 'symlink', mode: 0o777, linkTarget }, 'node');
   } else {
     collector.add({ path: binLink, kind: 'file', mode: 0o755, sourcePath: nodeReal }, 'node', nodeStats.size);
@@ -501,7 +508,7 @@ export async function buildInitramfs(options: BuildInitramfsOptions): Promise<In
   const { sizeBytes } = await writeInitramfsArchive(
     all.map((a) => a.entry),
     options.outPath,
-    { compression, signal: options.signal },
+    { compression, level: options.compressionLevel, signal: options.signal },
   );
 
   const partOrder: InitramfsPart[] = [

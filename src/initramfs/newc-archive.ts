@@ -26,7 +26,7 @@ export type ArchiveCompression = 'zstd' | 'gzip' | 'none';
 export interface WriteArchiveOptions {
   /** Default zstd: Debian's kernels have CONFIG_RD_ZSTD=y and it unpacks fastest (docs/adr/0300). */
   readonly compression?: ArchiveCompression;
-  /** zstd level (default 9) or gzip level (default 9). */
+  /** zstd level (default 6) or gzip level (default 6); docs/adr/0300 has the measurements. */
   readonly level?: number;
   readonly signal?: AbortSignal;
 }
@@ -243,13 +243,13 @@ function compressor(compression: ArchiveCompression, level: number | undefined):
   if (compression === 'zstd') {
     return createZstdCompress({
       params: {
-        [zlibConstants.ZSTD_c_compressionLevel]: level ?? 9,
+        [zlibConstants.ZSTD_c_compressionLevel]: level ?? 6,
         // A frame checksum lets the kernel's unzstd notice a corrupted copy instead of booting it.
         [zlibConstants.ZSTD_c_checksumFlag]: 1,
       },
     });
   }
-  if (compression === 'gzip') return createGzip({ level: level ?? 9 });
+  if (compression === 'gzip') return createGzip({ level: level ?? 6 });
   return undefined;
 }
 
