@@ -124,6 +124,13 @@ describe('retain: hostile and damaged bundles are refused and leave the target u
     assert.equal(readFileSync(join(root, 'etc', 'key'), 'utf8'), 'real key\n');
   });
 
+  it('refuses a directory where the target has a file, before writing anything', async () => {
+    await refused('REIMAGE_RETAIN_TARGET_CONFLICT', [
+      craftEntry('/etc/first', 'file'),
+      craftEntry('/etc/existing', 'directory'),
+    ]);
+  });
+
   it('refuses a hard link to a path the bundle does not hold', async () => {
     await refused('REIMAGE_RETAIN_BUNDLE_MISMATCH', [craftEntry('/etc/hl', 'hardlink', { linkTarget: '/etc/passwd' })]);
   });
