@@ -398,13 +398,15 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
         xattrs: source.xattrs,
       });
       bundleSizeBytes += header.length;
-      yield header;
+      const full = add(header);
+      if (full !== undefined) yield full;
       if (entry.type === 'file') {
         const hash = createHash('sha256');
         for await (const chunk of readExactSize(source.sourcePath, entry.path, entry.sizeBytes)) {
           hash.update(chunk);
           doneBytes += chunk.length;
-          yield chunk;
+          const ready = add(chunk);
+          if (ready !== undefined) yield ready;
           progress.report({
             phase: 'capture',
             done: doneBytes,
@@ -415,7 +417,10 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
         }
         const padding = memberPadding(entry.sizeBytes);
         bundleSizeBytes += entry.sizeBytes + padding.length;
-        if (padding.length > 0) yield padding;
+        if (padding.length > 0) {
+          const ready = add(padding);
+          if (ready !== undefined) yield ready;
+        }
         finalEntries.push({ ...entry, sha256: hash.digest('hex') });
       } else {
         finalEntries.push(entry);
