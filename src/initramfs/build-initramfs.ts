@@ -424,6 +424,14 @@ export async function buildInitramfs(options: BuildInitramfsOptions): Promise<In
     }
     await addTree(collector, dir, archiveDir, 'node-modules', (path) => path === 'node_modules');
   }
+  // Native addons (`*.node`, e.g. @napi-rs/xattr's platform package) are ELF objects too.
+  const addons = [...collector.entries.values()].filter(
+    (a) => a.part === 'node-modules' && a.entry.kind === 'file' && a.entry.path.endsWith('.node'),
+  );
+  for (const addon of addons) {
+    if (addon.entry.sourcePath === undefined) continue;
+    await collector.addHostPaths(await sharedLibraryClosure(addon.entry.sourcePath), 'libraries');
+  }
   const nodeStats = await lstat(nodeReal);
   const binLink = `${archiveProject}/node_modules/.bin/node`;
   if (nodePackage !== undefined) {

@@ -37,6 +37,17 @@ list: prints the paths, modes and sizes in an initramfs (zstd, gzip or plain new
 Example:
   reimage initramfs build --plan /etc/reimage/plan.yaml --out /boot/reimage-initrd.img --list`;
 
+/** parseArgs throws a TypeError for an unknown option; the operator gets a usage error instead. */
+function parse<R>(parseArguments: () => R): R {
+  try {
+    return parseArguments();
+  } catch (e) {
+    throw new ReimageError('REIMAGE_CLI_USAGE', `${e instanceof Error ? e.message : String(e)}\nUsage: ${USAGE}`, {
+      cause: e,
+    });
+  }
+}
+
 async function runningKernelModulesDir(): Promise<string> {
   const release = (await readFile('/proc/sys/kernel/osrelease', 'utf8')).trim();
   return `/lib/modules/${release}`;
@@ -49,17 +60,19 @@ export const initramfsVerb: Verb = {
   async run(context) {
     const [subVerb, ...rest] = context.argv;
     if (subVerb === 'build') {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          plan: { type: 'string' },
-          modules: { type: 'string' },
-          out: { type: 'string' },
-          list: { type: 'boolean', default: false },
-          compression: { type: 'string', default: 'zstd' },
-        },
-      });
+      const { values, positionals } = parse(() =>
+        parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: {
+            plan: { type: 'string' },
+            modules: { type: 'string' },
+            out: { type: 'string' },
+            list: { type: 'boolean', default: false },
+            compression: { type: 'string', default: 'zstd' },
+          },
+        }),
+      );
       const compression = values.compression;
       if (
         values.plan === undefined ||
@@ -83,7 +96,7 @@ export const initramfsVerb: Verb = {
       return 0;
     }
     if (subVerb === 'list') {
-      const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+      const { positionals } = parse(() => parseArgs({ args: rest, allowPositionals: true, options: {} }));
       const file = positionals[0];
       if (file === undefined || positionals.length !== 1)
         throw new ReimageError('REIMAGE_CLI_USAGE', `Usage: ${USAGE}`);
