@@ -246,7 +246,8 @@ export async function runPlan(options: RunPlanOptions): Promise<RunReport> {
           root: retainMount.dir,
           requests: retainRequests(plan),
           bundlePath,
-          hostName: hostname(),
+          // No hostName: the manifest then records the old root's /etc/hostname, the machine's
+          // name, rather than the initramfs's.
           log,
           signal,
           onProgress,

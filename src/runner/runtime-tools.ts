@@ -14,4 +14,10 @@ export const RUNNER_TOOLS: readonly string[] = [
   'chroot',
   'sync',
   'sfdisk',
+  // retain/ sets nanosecond times through one perl process (utimensat; Node's utimes rounds),
+  // and makes FIFOs and device nodes with mkfifo and mknod (ADR 0102).
+  'perl',
+  'touch',
+  'mkfifo',
+  'mknod',
 ];
