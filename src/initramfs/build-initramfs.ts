@@ -287,10 +287,45 @@ export async function productionPackageDirs(projectDir: string): Promise<string[
   return [...found].sort();
 }
 
-async function firmwareFor(moduleFiles: readonly string[], signal: AbortSignal | undefined): Promise<string[]> {
-  if (moduleFiles.length === 0) return [];
+/** Firmware files the kernel may load as they are, or compressed (CONFIG_FW_LOADER_COMPRESS). */
+const FIRMWARE_SUFFIXES = ['', '.xz', '.zst'];
+
+/**
+ * The firmware the modules name (`modinfo -F firmware`) that this host has under `firmwareDir`,
+ * plain or compressed, symlinks followed; and the names it does not have (most are for hardware
+ * the machine lacks, so that is not an error).
+ */
+export async function findFirmware(
+  moduleFiles: readonly string[],
+  firmwareDir: string,
+  signal?: AbortSignal,
+): Promise<{
+  found: { readonly fileName: string; readonly hostPath: string; readonly sizeBytes: number }[];
+  missing: string[];
+}> {
+  if (moduleFiles.length === 0) return { found: [], missing: [] };
   const { stdout } = await runCommand('modinfo', ['-F', 'firmware', ...moduleFiles], { signal });
-  return [...new Set(stdout.split('\n').map((line) => line.trim()))].filter((name) => name !== '').sort();
+  const names = [...new Set(stdout.split('\n').map((line) => line.trim()))].filter((name) => name !== '').sort();
+  const found: { fileName: string; hostPath: string; sizeBytes: number }[] = [];
+  const missing: string[] = [];
+  for (const name of names) {
+    let hit = false;
+    for (const suffix of FIRMWARE_SUFFIXES) {
+      const candidate = join(firmwareDir, `${name}${suffix}`);
+      try {
+        const hostPath = await realpath(candidate);
+        const stats = await lstat(hostPath);
+        if (!stats.isFile()) continue;
+        found.push({ fileName: `${name}${suffix}`, hostPath, sizeBytes: stats.size });
+        hit = true;
+      } catch (e) {
+        if (isSystemError(e) && e.code === 'ENOENT') continue;
+        throw e;
+      }
+    }
+    if (!hit) missing.push(name);
+  }
+  return { found, missing };
 }
 
 /**
@@ -471,32 +506,21 @@ export async function buildInitramfs(options: BuildInitramfsOptions): Promise<In
       stats.size,
     );
   }
-  const firmwareDir = options.firmwareDir ?? '/lib/firmware';
-  const firmware: string[] = [];
-  const wantedFirmware = await firmwareFor(
+  const { found: foundFirmware, missing: missingFirmware } = await findFirmware(
     closure.modules.map((m) => join(options.modulesDir, m)),
+    options.firmwareDir ?? '/lib/firmware',
     options.signal,
   );
-  for (const name of wantedFirmware) {
-    const hostPath = join(firmwareDir, name);
-    try {
-      const stats = await lstat(hostPath);
-      if (!stats.isFile() && !stats.isSymbolicLink()) continue;
-    } catch (e) {
-      if (isSystemError(e) && e.code === 'ENOENT') continue;
-      throw e;
-    }
-    const realFile = await realpath(hostPath);
-    const stats = await lstat(realFile);
+  for (const item of foundFirmware) {
     collector.add(
-      { path: `usr/lib/firmware/${name}`, kind: 'file', mode: 0o644, sourcePath: realFile },
+      { path: `usr/lib/firmware/${item.fileName}`, kind: 'file', mode: 0o644, sourcePath: item.hostPath },
       'firmware',
-      stats.size,
+      item.sizeBytes,
     );
-    firmware.push(name);
   }
-  if (wantedFirmware.length > firmware.length) {
-    log.info(`Firmware named by the modules but not on this machine: ${wantedFirmware.length - firmware.length} files`);
+  const firmware = foundFirmware.map((item) => item.fileName);
+  if (missingFirmware.length > 0) {
+    log.info(`Firmware named by the modules but not on this machine (skipped): ${missingFirmware.length} files`);
   }
 
   // /init, with the plan's disk and finish baked in.

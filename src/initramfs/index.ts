@@ -2,6 +2,7 @@ export {
   BUSYBOX_PATH,
   type BuildInitramfsOptions,
   buildInitramfs,
+  findFirmware,
   type InitramfsPart,
   type InitramfsPartSummary,
   type InitramfsSummary,
