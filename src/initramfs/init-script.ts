@@ -7,6 +7,8 @@ export interface InitScriptOptions {
   readonly modules: readonly string[];
   /** How long to wait for the disk before giving up (and rebooting, untouched). */
   readonly diskTimeoutSeconds?: number;
+  /** A V8 compile cache made at build time (portable mode), when the initramfs carries one. */
+  readonly nodeCompileCacheDir?: string;
   /** Where the plan is inside the initramfs. */
   readonly planPath?: string;
 }
@@ -38,7 +40,7 @@ export function initScript(options: InitScriptOptions): string {
 # no kernel command-line parameters are needed.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=linux
-DISK=${shellQuote(options.disk)}
+${options.nodeCompileCacheDir === undefined ? '' : `export NODE_COMPILE_CACHE=${shellQuote(options.nodeCompileCacheDir)} NODE_COMPILE_CACHE_PORTABLE=1\n`}DISK=${shellQuote(options.disk)}
 FINISH=${shellQuote(options.finish)}
 PLAN=${shellQuote(planPath)}
 LOG=${shellQuote(INIT_CONSOLE_LOG)}

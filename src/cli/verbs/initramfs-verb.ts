@@ -13,6 +13,7 @@ import type { Verb } from '../verb.ts';
 const PROJECT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 const USAGE = `reimage initramfs build --plan PLAN [--modules DIR] --out FILE [--list] [--compression zstd|gzip|none]
+                        [--node-compile-cache]
 reimage initramfs list FILE`;
 
 const HELP = `${USAGE}
@@ -31,6 +32,9 @@ the same bytes.
   --out FILE         where to write the initramfs
   --list             print what is inside, part by part and file by file, with sizes
   --compression C    zstd (default; needs CONFIG_RD_ZSTD, which Debian's kernels have), gzip, none
+  --node-compile-cache
+                     carry a V8 compile cache so Node starts faster on slow (emulated) CPUs;
+                     the output is then no longer byte-for-byte reproducible
 
 list: prints the paths, modes and sizes in an initramfs (zstd, gzip or plain newc).
 
@@ -70,6 +74,7 @@ export const initramfsVerb: Verb = {
             out: { type: 'string' },
             list: { type: 'boolean', default: false },
             compression: { type: 'string', default: 'zstd' },
+            'node-compile-cache': { type: 'boolean', default: false },
           },
         }),
       );
@@ -89,6 +94,7 @@ export const initramfsVerb: Verb = {
         tools: [...RUNNER_TOOLS, ...DECODER_TOOLS],
         projectDir: PROJECT_DIR,
         compression,
+        nodeCompileCache: values['node-compile-cache'],
         log: context.log,
         signal: context.signal,
       });
