@@ -161,6 +161,38 @@ describe('buildInitramfs', () => {
     );
   });
 
+  it('runs the CLI and every tool from its own contents alone (chroot on the host)', async () => {
+    requireTool('cpio', 'cpio');
+    requireTool('chroot', 'coreutils');
+    assert.equal(process.getuid?.(), 0, 'this test needs root (chroot)');
+    const rootDir = join(workDir, 'unpacked');
+    await mkdir(rootDir);
+    const unpacked = spawnSync('cpio', ['-idm', '--quiet', '--no-absolute-filenames'], {
+      cwd: rootDir,
+      input: zstdDecompressSync(await readFile(first.outPath)),
+    });
+    assert.equal(unpacked.status, 0, unpacked.stderr.toString());
+    const inRoot = (command: string, args: string[]) =>
+      spawnSync('chroot', [rootDir, command, ...args], {
+        encoding: 'utf8',
+        env: { PATH: '/usr/sbin:/usr/bin', LANG: 'C' },
+      });
+    const cli = inRoot('/reimage/bin/reimage', ['--version']);
+    assert.equal(cli.status, 0, `the CLI runs from the initramfs alone: ${cli.stderr}`);
+    assert.match(cli.stdout, /^reimage [0-9.]+ \(node v24\./);
+    for (const tool of first.tools) {
+      const run = inRoot(tool.name, ['--version']);
+      assert.doesNotMatch(
+        `${run.stderr}${run.error?.message ?? ''}`,
+        /error while loading shared libraries|not found|ENOENT/,
+        tool.name,
+      );
+      assert.notEqual(run.status, 127, `${tool.name} starts`);
+      assert.notEqual(run.status, null, `${tool.name} was not killed by a signal`);
+    }
+    assert.equal(inRoot('/bin/sh', ['-c', 'echo ok']).stdout, 'ok\n');
+  });
+
   it('boots under QEMU, loads its modules, starts Node, and reboots when the disk never appears', async (t) => {
     requireTool('qemu-system-x86_64', 'qemu-system-x86');
     const diskPath = join(workDir, 'disk.img');
