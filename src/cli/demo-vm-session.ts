@@ -34,6 +34,9 @@ export async function buildDemoInitramfs(
     outPath,
     tools: [...RUNNER_TOOLS, ...DECODER_TOOLS],
     projectDir: PROJECT_DIR,
+    // V8's compile cache makes Node start several seconds sooner under emulation; it makes the
+    // archive non-reproducible, which the demo does not need (ADR 0304).
+    nodeCompileCache: true,
     log,
     signal,
   });
