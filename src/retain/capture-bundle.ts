@@ -7,8 +7,8 @@ import {
   lstatSync,
   openSync,
   readdirSync,
-  readFileSync,
   readlinkSync,
+  readSync,
 } from 'node:fs';
 import { lstat, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -31,11 +31,13 @@ import {
   TYPE_FLAGS,
   xattrDigest,
 } from './manifest.ts';
+import { createMemberBatch } from './member-batch.ts';
 import { ACL_XATTR_NAMES, aclQualifiers } from './posix-acl.ts';
 import type { PatternComponent, RetainRequest } from './retain-list.ts';
 import { parsePattern } from './retain-list.ts';
 import { joinUnder } from './safe-path.ts';
-import { encodeMemberHeader, endOfArchive, memberPadding } from './tar-writer.ts';
+import { paddedSize } from './tar-header.ts';
+import { encodeMemberHeader, endOfArchive, memberPadding, prepareMemberHeader } from './tar-writer.ts';
 import { YIELD_EVERY, yieldToEventLoop } from './yield-to-event-loop.ts';
 
 export interface CaptureOptions {
@@ -67,8 +69,10 @@ interface SourceEntry {
   readonly xattrs: ReadonlyMap<string, Buffer>;
 }
 
-/** Files up to this size are read in one call; larger ones stream in chunks of this size. */
+/** Large files stream in chunks of this size. */
 const CHUNK_BYTES = 1024 * 1024;
+/** Members are packed into buffers of this size; a file that fits in one with its header is read in one call. */
+const BATCH_BYTES = 1024 * 1024;
 
 /** Component-wise order, so a directory always comes right before its contents ("a/b" before "a b"). */
 function sortedForArchive(paths: string[]): string[] {
@@ -364,25 +368,15 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
   let bundleSizeBytes = 0;
   const finalEntries: ManifestEntry[] = [];
   async function* chunks(): AsyncGenerator<Buffer> {
-    // Small members are gathered into batches: one write per entry part would cost a thread-pool
-    // round trip each.
-    let batch: Buffer[] = [];
-    let batchBytes = 0;
-    const add = (buffer: Buffer): Buffer | undefined => {
-      batch.push(buffer);
-      batchBytes += buffer.length;
-      if (batchBytes < CHUNK_BYTES) return undefined;
-      const out = Buffer.concat(batch);
-      batch = [];
-      batchBytes = 0;
-      return out;
-    };
+    // Members are packed into 1 MiB batches: one write per entry part would cost a thread-pool
+    // round trip each, and a buffer per part would keep the garbage collector busy.
+    const batch = createMemberBatch(BATCH_BYTES);
     let written = 0;
     for (const source of sourceEntries) {
       written += 1;
       if (written % YIELD_EVERY === 0) await yieldToEventLoop(signal);
       const entry = source.entry;
-      const header = encodeMemberHeader({
+      const header = prepareMemberHeader({
         name: archiveName(entry),
         typeFlag: TYPE_FLAGS[entry.type],
         mode: entry.mode,
@@ -397,35 +391,52 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
         devMinor: entry.devMinor ?? 0,
         xattrs: source.xattrs,
       });
-      bundleSizeBytes += header.length;
-      const full = add(header);
-      if (full !== undefined) yield full;
+      const paddedBytes = paddedSize(entry.sizeBytes);
+      bundleSizeBytes += header.sizeBytes + paddedBytes;
+      // A small file goes into the batch with its header: read one byte more than its size, to see it grew.
+      const inBatch = header.sizeBytes + Math.max(paddedBytes, entry.sizeBytes + 1) <= BATCH_BYTES;
+      if (batch.roomBytes < header.sizeBytes + (inBatch ? Math.max(paddedBytes, entry.sizeBytes + 1) : 0)) {
+        if (batch.usedBytes > 0) yield batch.take();
+      }
+      if (batch.roomBytes >= header.sizeBytes) {
+        batch.addHeader(header);
+      } else {
+        // Larger than a whole batch (megabytes of xattrs): written on its own.
+        const alone = Buffer.allocUnsafe(header.sizeBytes);
+        header.writeTo(alone, 0);
+        yield alone;
+      }
       if (entry.type === 'file') {
         const hash = createHash('sha256');
-        for await (const chunk of readExactSize(source.sourcePath, entry.path, entry.sizeBytes)) {
-          hash.update(chunk);
-          doneBytes += chunk.length;
-          const ready = add(chunk);
-          if (ready !== undefined) yield ready;
-          progress.report({
-            phase: 'capture',
-            done: doneBytes,
-            total: totalBytes,
-            unit: 'bytes',
-            counters: { entries: doneEntries },
-          });
-        }
-        const padding = memberPadding(entry.sizeBytes);
-        bundleSizeBytes += entry.sizeBytes + padding.length;
-        if (padding.length > 0) {
-          const ready = add(padding);
-          if (ready !== undefined) yield ready;
+        if (inBatch) {
+          const content = batch.addContent(entry.sizeBytes + 1, paddedBytes, (target, offset) =>
+            readSmallFile(source.sourcePath, entry.path, entry.sizeBytes, target, offset),
+          );
+          hash.update(content);
+          doneBytes += entry.sizeBytes;
+        } else {
+          if (batch.usedBytes > 0) yield batch.take();
+          for await (const chunk of readLargeFile(source.sourcePath, entry.path, entry.sizeBytes)) {
+            hash.update(chunk);
+            yield chunk;
+            doneBytes += chunk.length;
+            progress.report({ phase: 'capture', done: doneBytes, total: totalBytes, unit: 'bytes' });
+          }
+          const padding = memberPadding(entry.sizeBytes);
+          if (padding.length > 0) yield padding;
         }
         finalEntries.push({ ...entry, sha256: hash.digest('hex') });
       } else {
         finalEntries.push(entry);
       }
       doneEntries += 1;
+      progress.report({
+        phase: 'capture',
+        done: doneBytes,
+        total: totalBytes,
+        unit: 'bytes',
+        counters: { entries: doneEntries },
+      });
     }
     const manifest: BundleManifest = { ...manifestBase, entries: finalEntries };
     const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 1)}\n`, 'utf8');
@@ -446,7 +457,7 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
     });
     const tail = Buffer.concat([manifestHeader, manifestBytes, memberPadding(manifestBytes.length), endOfArchive()]);
     bundleSizeBytes += tail.length;
-    yield Buffer.concat([...batch, tail]);
+    yield Buffer.concat([batch.take(), tail]);
   }
   try {
     await pipeline(chunks, createWriteStream(partialPath, { flags: 'wx', mode: 0o600, flush: true }), { signal });
@@ -484,20 +495,8 @@ function changed(path: string, expectedBytes: number, actualBytes: number): Reim
   );
 }
 
-/** Reads a file without following a symlink, failing if it is not exactly the size seen when listed. */
-async function* readExactSize(sourcePath: string, path: string, sizeBytes: number): AsyncGenerator<Buffer> {
-  if (sizeBytes <= CHUNK_BYTES) {
-    const fd = openSync(sourcePath, constants.O_RDONLY | constants.O_NOFOLLOW);
-    let content: Buffer;
-    try {
-      content = readFileSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    if (content.length !== sizeBytes) throw changed(path, sizeBytes, content.length);
-    if (content.length > 0) yield content;
-    return;
-  }
+/** Streams a large file without following a symlink, failing if it is not exactly the size seen when listed. */
+async function* readLargeFile(sourcePath: string, path: string, sizeBytes: number): AsyncGenerator<Buffer> {
   const handle = await open(sourcePath, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     let total = 0;
@@ -513,5 +512,27 @@ async function* readExactSize(sourcePath: string, path: string, sizeBytes: numbe
     if (total !== sizeBytes) throw changed(path, sizeBytes, total);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Reads a small file, without following a symlink, into `target` at `offset`; `target` has room
+ * for one byte more than the size, so that one read answers both "is it all there" and "did it
+ * grow", where readFileSync would add an fstat and a read that returns 0. A short read of a
+ * regular file means its end; it is followed up anyway in case the filesystem returns less.
+ */
+function readSmallFile(sourcePath: string, path: string, sizeBytes: number, target: Buffer, offset: number): number {
+  const fd = openSync(sourcePath, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    let total = 0;
+    for (;;) {
+      const bytesRead = readSync(fd, target, offset + total, sizeBytes + 1 - total, total);
+      total += bytesRead;
+      if (bytesRead === 0 || total >= sizeBytes) break;
+    }
+    if (total !== sizeBytes) throw changed(path, sizeBytes, total);
+    return sizeBytes;
+  } finally {
+    closeSync(fd);
   }
 }

@@ -81,13 +81,13 @@ export function xattrDigest(xattrs: ReadonlyMap<string, Buffer>): string {
   const hash = createHash('sha256');
   for (const name of [...xattrs.keys()].sort()) {
     const value = xattrs.get(name) ?? Buffer.alloc(0);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(value.length);
-    hash
-      .update(name, 'utf8')
-      .update(Buffer.from([0]))
-      .update(length)
-      .update(value);
+    // name, NUL and the length in one buffer: this runs for every entry of a bundle, twice.
+    const nameBytes = Buffer.byteLength(name, 'utf8');
+    const prefix = Buffer.allocUnsafe(nameBytes + 5);
+    prefix.write(name, 0, 'utf8');
+    prefix[nameBytes] = 0;
+    prefix.writeUInt32BE(value.length, nameBytes + 1);
+    hash.update(prefix).update(value);
   }
   return hash.digest('hex');
 }

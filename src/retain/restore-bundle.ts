@@ -197,6 +197,7 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
   const times: Array<{ path: string; timeNs: bigint }> = [];
   const directories: Array<{ path: string; timeNs: bigint }> = [];
   const bundleReader = createWindowReader(bundleFd);
+  const tempNames = createTempNames();
   try {
     for (const parent of createdParents) mkdirSync(joinUnder(root, safeComponents(parent)), { mode: 0o755 });
     for (const [index, entry] of manifest.entries.entries()) {
@@ -216,34 +217,34 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
           applyXattrs(finalPath, xattrs, false);
           directories.push({ path: finalPath, timeNs: BigInt(entry.mtimeNs) });
         } else {
-          const tempPath = joinUnder(root, [
-            ...components.slice(0, -1),
-            `.reimage-${randomBytes(6).toString('hex')}.tmp`,
-          ]);
+          // A name that exists is replaced atomically: the new entry is built beside it (made
+          // durable if it is a file) and renamed over it, so a crash leaves the old one or the new
+          // one. A new name is built in place: O_EXCL/O_NOFOLLOW-style creation refuses anything
+          // that appeared since the check, and a failure removes what was built (docs/adr/0105).
+          const replacing = replaced.has(entry.path);
+          const buildPath = replacing ? tempNames.next(root, components) : finalPath;
+          const built = { created: false };
           try {
-            if (entry.type === 'file') {
-              const durable = replaced.has(entry.path);
-              writeFileFromBundle(bundleReader, member, entry, tempPath, { uid, gid, xattrs, durable });
-              doneBytes += entry.sizeBytes;
-            } else if (entry.type === 'symlink') {
-              symlinkSync(entry.linkTarget ?? '', tempPath);
-              lchownSync(tempPath, uid, gid);
-              applyXattrs(tempPath, xattrs, true);
-            } else if (entry.type === 'hardlink') {
-              linkSync(joinUnder(root, safeComponents(entry.linkTarget ?? '')), tempPath);
-            } else {
-              await makeSpecial(entry, tempPath, signal);
-              chownSync(tempPath, uid, gid);
-              chmodSync(tempPath, entry.mode);
-              applyXattrs(tempPath, xattrs, false);
+            await buildEntry(entry, buildPath, built, {
+              root,
+              bundle: bundleReader,
+              member,
+              uid,
+              gid,
+              xattrs,
+              durable: replacing,
+              signal,
+            });
+            if (replacing) {
+              renameSync(buildPath, finalPath);
+              // rename() is a no-op when both names are already links to one inode; drop the spare.
+              if (entry.type === 'hardlink') rmSync(buildPath, { force: true });
             }
-            renameSync(tempPath, finalPath);
-            // rename() is a no-op when both names are already links to one inode; drop the spare.
-            if (entry.type === 'hardlink') rmSync(tempPath, { force: true });
           } catch (e) {
-            rmSync(tempPath, { force: true });
+            if (built.created) rmSync(buildPath, { force: true });
             throw e;
           }
+          if (entry.type === 'file') doneBytes += entry.sizeBytes;
           if (entry.type !== 'hardlink') times.push({ path: finalPath, timeNs: BigInt(entry.mtimeNs) });
         }
       } catch (e) {
@@ -278,6 +279,65 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
   return { entriesRestored, bytes: doneBytes, createdParents, warnings };
 }
 
+/**
+ * Names for entries built beside the one they replace: one random prefix per restore (so a name
+ * cannot be guessed and planted in advance) and a counter, instead of random bytes per entry.
+ * Creation is exclusive anyway: a planted name makes the restore fail, never write through it.
+ */
+function createTempNames(): { next(root: string, components: readonly string[]): string } {
+  const prefix = `.reimage-${randomBytes(6).toString('hex')}`;
+  let counter = 0;
+  return {
+    next(root, components) {
+      counter += 1;
+      return joinUnder(root, [...components.slice(0, -1), `${prefix}-${counter}.tmp`]);
+    },
+  };
+}
+
+interface BuildContext {
+  readonly root: string;
+  readonly bundle: WindowReader;
+  readonly member: TarMember;
+  readonly uid: number;
+  readonly gid: number;
+  readonly xattrs: ReadonlyMap<string, Buffer>;
+  /** Replacing an existing entry: a file's data must be on disk before the rename (one sync for the rest). */
+  readonly durable: boolean;
+  readonly signal: AbortSignal | undefined;
+}
+
+/**
+ * Creates a non-directory entry at `path` with its owner, mode and xattrs. Every way of creating
+ * refuses an existing name (O_EXCL|O_NOFOLLOW, symlink(2), link(2), mknod(2) all fail with
+ * EEXIST), so nothing planted is ever followed or overwritten. `built.created` turns true as soon
+ * as something exists at `path`, so that the caller removes only what this call made.
+ */
+async function buildEntry(
+  entry: ManifestEntry,
+  path: string,
+  built: { created: boolean },
+  context: BuildContext,
+): Promise<void> {
+  if (entry.type === 'file') {
+    writeFileFromBundle(entry, path, built, context);
+  } else if (entry.type === 'symlink') {
+    symlinkSync(entry.linkTarget ?? '', path);
+    built.created = true;
+    lchownSync(path, context.uid, context.gid);
+    applyXattrs(path, context.xattrs, true);
+  } else if (entry.type === 'hardlink') {
+    linkSync(joinUnder(context.root, safeComponents(entry.linkTarget ?? '')), path);
+    built.created = true;
+  } else {
+    await makeSpecial(entry, path, context.signal);
+    built.created = true;
+    chownSync(path, context.uid, context.gid);
+    chmodSync(path, entry.mode);
+    applyXattrs(path, context.xattrs, false);
+  }
+}
+
 async function makeSpecial(entry: ManifestEntry, tempPath: string, signal?: AbortSignal): Promise<void> {
   // Node has no mknod/mkfifo; coreutils does, and these entries are rare.
   if (entry.type === 'fifo') {
@@ -290,23 +350,15 @@ async function makeSpecial(entry: ManifestEntry, tempPath: string, signal?: Abor
 }
 
 function writeFileFromBundle(
-  bundle: WindowReader,
-  member: TarMember,
   entry: ManifestEntry,
-  tempPath: string,
-  how: {
-    readonly uid: number;
-    readonly gid: number;
-    readonly xattrs: ReadonlyMap<string, Buffer>;
-    /** Replacing an existing file: its new data must be on disk before the rename (one sync for the rest). */
-    readonly durable: boolean;
-  },
+  path: string,
+  built: { created: boolean },
+  context: BuildContext,
 ): void {
-  const fd = openSync(
-    tempPath,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o600,
-  );
+  const bundle = context.bundle;
+  const member = context.member;
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  built.created = true;
   const hash = createHash('sha256');
   try {
     // Chunk by chunk: a 1 GiB file needs one 1 MiB buffer, never 1 GiB of heap.
@@ -330,12 +382,12 @@ function writeFileFromBundle(
       );
     }
     // chown clears setuid/setgid and file capabilities: owner first, then mode, then xattrs.
-    fchownSync(fd, how.uid, how.gid);
+    fchownSync(fd, context.uid, context.gid);
     fchmodSync(fd, entry.mode);
-    applyXattrs(tempPath, how.xattrs, false);
+    applyXattrs(path, context.xattrs, false);
     // Replacing a key: the new data must be durable before the rename makes it the real one, or a
     // crash could leave an empty file where the old key was. New files are covered by the final sync.
-    if (how.durable) fdatasyncSync(fd);
+    if (context.durable) fdatasyncSync(fd);
   } finally {
     closeSync(fd);
   }

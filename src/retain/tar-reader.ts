@@ -36,11 +36,14 @@ function corrupt(message: string, offsetBytes: number): ReimageError {
   );
 }
 
+/**
+ * A view into the reader's window, valid until its next read: callers decode it at once (header
+ * fields become strings and numbers, pax values are copied by decodePaxRecords).
+ */
 function readExactly(reader: WindowReader, positionBytes: number, lengthBytes: number): Buffer {
   const view = reader.read(positionBytes, lengthBytes);
   if (view.length !== lengthBytes) throw corrupt('unexpected end of file', positionBytes + view.length);
-  // A copy: the window moves on, and header fields and pax values outlive this call.
-  return Buffer.from(view);
+  return view;
 }
 
 function paxNumber(records: ReadonlyMap<string, Buffer>, key: string, fallback: number, offsetBytes: number): number {

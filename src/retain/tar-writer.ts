@@ -1,5 +1,5 @@
 import { encodePaxRecords } from './pax-records.ts';
-import { BLOCK_BYTES, encodeUstarHeader, fitsOctal, fitsUstarField, paddedSize } from './tar-header.ts';
+import { BLOCK_BYTES, encodeUstarHeaderInto, fitsOctal, fitsUstarField, paddedSize } from './tar-header.ts';
 
 /** One member as the writer needs it; names are archive names (no leading '/', dirs end in '/'). */
 export interface TarMemberSpec {
@@ -43,12 +43,19 @@ function floorSeconds(timeNs: bigint): number {
   return Number(timeNs < 0n && timeNs % NS_PER_SEC !== 0n ? seconds - 1n : seconds);
 }
 
+/** A member's header blocks, sized before they are written, so the writer can place them in its batch. */
+export interface MemberHeader {
+  readonly sizeBytes: number;
+  /** Writes the blocks at `offset`; the range need not be zeroed (batches are allocated unsafe). */
+  writeTo(target: Buffer, offset: number): void;
+}
+
 /**
  * The header blocks of one member: a pax 'x' member carrying exact values (full path, link
  * target, nanosecond mtime, large ids, names, xattrs) followed by the ustar header. Readers
  * without pax support still see a sensible, truncated ustar view.
  */
-export function encodeMemberHeader(spec: TarMemberSpec): Buffer {
+export function prepareMemberHeader(spec: TarMemberSpec): MemberHeader {
   const records: Array<[string, Buffer | string]> = [];
   if (!fitsUstarField(spec.name, 100)) records.push(['path', spec.name]);
   if (!fitsUstarField(spec.linkName, 100)) records.push(['linkpath', spec.linkName]);
@@ -60,39 +67,65 @@ export function encodeMemberHeader(spec: TarMemberSpec): Buffer {
   if (!fitsUstarField(spec.groupName, 32)) records.push(['gname', spec.groupName]);
   for (const [name, value] of spec.xattrs) records.push([`SCHILY.xattr.${name}`, value]);
   const pax = encodePaxRecords(records);
-  const paxHeader = encodeUstarHeader({
-    name: `PaxHeaders/${spec.name.replace(/\/$/, '').split('/').pop() ?? ''}`.slice(0, 99),
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    sizeBytes: pax.length,
-    mtimeSec: Math.max(0, floorSeconds(spec.mtimeNs)),
-    typeFlag: 'x',
-    linkName: '',
-    userName: '',
-    groupName: '',
-    devMajor: 0,
-    devMinor: 0,
-  });
-  const header = encodeUstarHeader({
-    name: spec.name,
-    mode: spec.mode,
-    uid: spec.uid,
-    gid: spec.gid,
-    sizeBytes: spec.sizeBytes,
-    mtimeSec: Math.max(0, floorSeconds(spec.mtimeNs)),
-    typeFlag: spec.typeFlag,
-    linkName: spec.linkName,
-    userName: spec.userName,
-    groupName: spec.groupName,
-    devMajor: spec.devMajor,
-    devMinor: spec.devMinor,
-  });
-  return Buffer.concat([paxHeader, pax, Buffer.alloc(paddedSize(pax.length) - pax.length), header]);
+  const mtimeSec = Math.max(0, floorSeconds(spec.mtimeNs));
+  const paxBlocksBytes = paddedSize(pax.length);
+  return {
+    // The pax header block, the pax records (padded to a block), the ustar header block.
+    sizeBytes: BLOCK_BYTES + paxBlocksBytes + BLOCK_BYTES,
+    writeTo(target, offset) {
+      target.fill(0, offset, offset + this.sizeBytes);
+      encodeUstarHeaderInto(target, offset, {
+        name: `PaxHeaders/${paxBaseName(spec.name)}`.slice(0, 99),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        sizeBytes: pax.length,
+        mtimeSec,
+        typeFlag: 'x',
+        linkName: '',
+        userName: '',
+        groupName: '',
+        devMajor: 0,
+        devMinor: 0,
+      });
+      pax.copy(target, offset + BLOCK_BYTES);
+      encodeUstarHeaderInto(target, offset + BLOCK_BYTES + paxBlocksBytes, {
+        name: spec.name,
+        mode: spec.mode,
+        uid: spec.uid,
+        gid: spec.gid,
+        sizeBytes: spec.sizeBytes,
+        mtimeSec,
+        typeFlag: spec.typeFlag,
+        linkName: spec.linkName,
+        userName: spec.userName,
+        groupName: spec.groupName,
+        devMajor: spec.devMajor,
+        devMinor: spec.devMinor,
+      });
+    },
+  };
 }
 
+/** The last component of a member name (GNU tar names its pax headers after it). */
+function paxBaseName(name: string): string {
+  const trimmed = name.endsWith('/') ? name.slice(0, -1) : name;
+  return trimmed.slice(trimmed.lastIndexOf('/') + 1);
+}
+
+export function encodeMemberHeader(spec: TarMemberSpec): Buffer {
+  const header = prepareMemberHeader(spec);
+  const out = Buffer.allocUnsafe(header.sizeBytes);
+  header.writeTo(out, 0);
+  return out;
+}
+
+/** Zeros to share: padding is at most one block less a byte, and the end marker two blocks. */
+const ZEROS = Buffer.alloc(2 * BLOCK_BYTES);
+
+/** A view of shared zeros: the caller must not write into it. */
 export function memberPadding(sizeBytes: number): Buffer {
-  return Buffer.alloc(paddedSize(sizeBytes) - sizeBytes);
+  return ZEROS.subarray(0, paddedSize(sizeBytes) - sizeBytes);
 }
 
 /** Two zero blocks end a tar archive. */
