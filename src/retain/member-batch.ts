@@ -1,3 +1,4 @@
+import { zeroFill } from './tar-header.ts';
 import type { MemberHeader } from './tar-writer.ts';
 
 /**
@@ -39,7 +40,7 @@ export function createMemberBatch(capacityBytes: number): MemberBatch {
       if (Math.max(maxBytes, paddedBytes) > capacityBytes - used) throw new RangeError('member batch overflow');
       const keptBytes = fill(buffer, used);
       const kept = buffer.subarray(used, used + keptBytes);
-      buffer.fill(0, used + keptBytes, used + paddedBytes);
+      zeroFill(buffer, used + keptBytes, used + paddedBytes);
       used += paddedBytes;
       return kept;
     },

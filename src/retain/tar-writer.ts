@@ -1,5 +1,5 @@
 import { encodePaxRecords } from './pax-records.ts';
-import { BLOCK_BYTES, encodeUstarHeaderInto, fitsOctal, fitsUstarField, paddedSize } from './tar-header.ts';
+import { BLOCK_BYTES, encodeUstarHeaderInto, fitsOctal, fitsUstarField, paddedSize, zeroFill } from './tar-header.ts';
 
 /** One member as the writer needs it; names are archive names (no leading '/', dirs end in '/'). */
 export interface TarMemberSpec {
@@ -73,7 +73,7 @@ export function prepareMemberHeader(spec: TarMemberSpec): MemberHeader {
     // The pax header block, the pax records (padded to a block), the ustar header block.
     sizeBytes: BLOCK_BYTES + paxBlocksBytes + BLOCK_BYTES,
     writeTo(target, offset) {
-      target.fill(0, offset, offset + this.sizeBytes);
+      zeroFill(target, offset, offset + this.sizeBytes);
       encodeUstarHeaderInto(target, offset, {
         name: `PaxHeaders/${paxBaseName(spec.name)}`.slice(0, 99),
         mode: 0o644,
