@@ -1,4 +1,3 @@
-import { zeroFill } from './tar-header.ts';
 import type { MemberHeader } from './tar-writer.ts';
 
 /**
@@ -14,16 +13,20 @@ export interface MemberBatch {
   /** Appends a header; the caller checked `roomBytes` first. */
   addHeader(header: MemberHeader): void;
   /**
-   * Lets `fill` write up to `maxBytes` at the current end, then keeps `keptBytes` of them plus
-   * zero padding to `paddedBytes`. Returns a view of the kept bytes, valid until `take()`.
+   * Lets `fill` write up to `maxBytes` at the current end and return how many it kept (the rest
+   * must be untouched, as zero padding up to `paddedBytes`). Returns a view of the kept bytes.
    */
   addContent(maxBytes: number, paddedBytes: number, fill: (target: Buffer, offset: number) => number): Buffer;
   /** The filled part, to be written; the batch goes on in a fresh buffer, as the writer may still hold this one. */
   take(): Buffer;
 }
 
+/**
+ * Buffers come zeroed (one memset per megabyte) and are only ever appended to, so header blocks
+ * and padding need no filling of their own: 30,000 small fills cost more than the memset.
+ */
 export function createMemberBatch(capacityBytes: number): MemberBatch {
-  let buffer = Buffer.allocUnsafe(capacityBytes);
+  let buffer = Buffer.alloc(capacityBytes);
   let used = 0;
   return {
     get roomBytes() {
@@ -40,13 +43,12 @@ export function createMemberBatch(capacityBytes: number): MemberBatch {
       if (Math.max(maxBytes, paddedBytes) > capacityBytes - used) throw new RangeError('member batch overflow');
       const keptBytes = fill(buffer, used);
       const kept = buffer.subarray(used, used + keptBytes);
-      zeroFill(buffer, used + keptBytes, used + paddedBytes);
       used += paddedBytes;
       return kept;
     },
     take() {
       const filled = buffer.subarray(0, used);
-      buffer = Buffer.allocUnsafe(capacityBytes);
+      buffer = Buffer.alloc(capacityBytes);
       used = 0;
       return filled;
     },

@@ -1,5 +1,5 @@
 import { encodePaxRecords } from './pax-records.ts';
-import { BLOCK_BYTES, encodeUstarHeaderInto, fitsOctal, fitsUstarField, paddedSize, zeroFill } from './tar-header.ts';
+import { BLOCK_BYTES, encodeUstarHeaderInto, fitsOctal, fitsUstarField, paddedSize } from './tar-header.ts';
 
 /** One member as the writer needs it; names are archive names (no leading '/', dirs end in '/'). */
 export interface TarMemberSpec {
@@ -46,7 +46,7 @@ function floorSeconds(timeNs: bigint): number {
 /** A member's header blocks, sized before they are written, so the writer can place them in its batch. */
 export interface MemberHeader {
   readonly sizeBytes: number;
-  /** Writes the blocks at `offset`; the range need not be zeroed (batches are allocated unsafe). */
+  /** Writes the blocks at `offset` of a range that is all zeros (as Buffer.alloc gives it). */
   writeTo(target: Buffer, offset: number): void;
 }
 
@@ -73,7 +73,6 @@ export function prepareMemberHeader(spec: TarMemberSpec): MemberHeader {
     // The pax header block, the pax records (padded to a block), the ustar header block.
     sizeBytes: BLOCK_BYTES + paxBlocksBytes + BLOCK_BYTES,
     writeTo(target, offset) {
-      zeroFill(target, offset, offset + this.sizeBytes);
       encodeUstarHeaderInto(target, offset, {
         name: `PaxHeaders/${paxBaseName(spec.name)}`.slice(0, 99),
         mode: 0o644,
@@ -115,7 +114,7 @@ function paxBaseName(name: string): string {
 
 export function encodeMemberHeader(spec: TarMemberSpec): Buffer {
   const header = prepareMemberHeader(spec);
-  const out = Buffer.allocUnsafe(header.sizeBytes);
+  const out = Buffer.alloc(header.sizeBytes);
   header.writeTo(out, 0);
   return out;
 }
