@@ -225,6 +225,11 @@ describe('retain: capture from one ext4, restore into another with different acc
     assert.equal(readFileSync(`${newRoot}/etc/ssh/ssh_host_ed25519_key`, 'utf8'), 'PRIVATE KEY old machine\n');
   });
 
+  it('leaves no temporary names behind, for new entries (built in place) or replaced ones', () => {
+    const leftovers = sh('find', [newRoot, '-name', '.reimage-*']).trim();
+    assert.equal(leftovers, '');
+  });
+
   it('keeps mtimes to the nanosecond, directories included', () => {
     for (const path of [
       '/opt/app',
