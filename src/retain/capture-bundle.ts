@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import {
   closeSync,
@@ -36,6 +35,7 @@ import { ACL_XATTR_NAMES, aclQualifiers } from './posix-acl.ts';
 import type { PatternComponent, RetainRequest } from './retain-list.ts';
 import { parsePattern } from './retain-list.ts';
 import { joinUnder } from './safe-path.ts';
+import { createSha256 } from './sha256.ts';
 import { paddedSize } from './tar-header.ts';
 import { encodeMemberHeader, endOfArchive, memberPadding, prepareMemberHeader } from './tar-writer.ts';
 import { YIELD_EVERY, yieldToEventLoop } from './yield-to-event-loop.ts';
@@ -407,7 +407,7 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
         yield alone;
       }
       if (entry.type === 'file') {
-        const hash = createHash('sha256');
+        const hash = createSha256(entry.sizeBytes);
         if (inBatch) {
           const content = batch.addContent(entry.sizeBytes + 1, paddedBytes, (target, offset) =>
             readSmallFile(source.sourcePath, entry.path, entry.sizeBytes, target, offset),
@@ -425,7 +425,7 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
           const padding = memberPadding(entry.sizeBytes);
           if (padding.length > 0) yield padding;
         }
-        finalEntries.push({ ...entry, sha256: hash.digest('hex') });
+        finalEntries.push({ ...entry, sha256: hash.hex() });
       } else {
         finalEntries.push(entry);
       }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { z } from 'zod';
 import { ReimageError } from '../core/reimage-error.ts';
 
@@ -78,18 +78,20 @@ export function parseManifest(text: string): BundleManifest {
 
 /** Digest of an xattr set: names sorted, each as name NUL u32-length value. */
 export function xattrDigest(xattrs: ReadonlyMap<string, Buffer>): string {
-  const hash = createHash('sha256');
-  for (const name of [...xattrs.keys()].sort()) {
+  // All pieces in one buffer and one crypto.hash: this runs for every entry of a bundle, twice.
+  const names = [...xattrs.keys()].sort();
+  let totalBytes = 0;
+  for (const name of names) totalBytes += Buffer.byteLength(name, 'utf8') + 5 + (xattrs.get(name)?.length ?? 0);
+  const input = Buffer.allocUnsafe(totalBytes);
+  let offset = 0;
+  for (const name of names) {
     const value = xattrs.get(name) ?? Buffer.alloc(0);
-    // name, NUL and the length in one buffer: this runs for every entry of a bundle, twice.
-    const nameBytes = Buffer.byteLength(name, 'utf8');
-    const prefix = Buffer.allocUnsafe(nameBytes + 5);
-    prefix.write(name, 0, 'utf8');
-    prefix[nameBytes] = 0;
-    prefix.writeUInt32BE(value.length, nameBytes + 1);
-    hash.update(prefix).update(value);
+    offset += input.write(name, offset, 'utf8');
+    input[offset] = 0;
+    input.writeUInt32BE(value.length, offset + 1);
+    offset += 5 + value.copy(input, offset + 5);
   }
-  return hash.digest('hex');
+  return hash('sha256', input, 'hex');
 }
 
 /** The tar member name of an entry: the absolute path without its leading '/', directories with a trailing '/'. */

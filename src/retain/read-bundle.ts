@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
@@ -6,6 +5,7 @@ import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import type { BundleManifest, ManifestEntry } from './manifest.ts';
 import { archiveName, MANIFEST_MEMBER_NAME, parseManifest, TYPE_FLAGS, xattrDigest } from './manifest.ts';
 import { safeComponents } from './safe-path.ts';
+import { createSha256 } from './sha256.ts';
 import type { TarMember } from './tar-reader.ts';
 import { readTarMembers } from './tar-reader.ts';
 import type { WindowReader } from './window-reader.ts';
@@ -50,7 +50,7 @@ export async function openBundle(bundlePath: string): Promise<FileHandle> {
 }
 
 export function hashRange(reader: WindowReader, offsetBytes: number, sizeBytes: number): string {
-  const hash = createHash('sha256');
+  const hash = createSha256(sizeBytes);
   let done = 0;
   while (done < sizeBytes) {
     const view = reader.read(offsetBytes + done, Math.min(HASH_CHUNK_BYTES, sizeBytes - done));
@@ -58,7 +58,7 @@ export function hashRange(reader: WindowReader, offsetBytes: number, sizeBytes: 
     hash.update(view);
     done += view.length;
   }
-  return hash.digest('hex');
+  return hash.hex();
 }
 
 /** Checks that the manifest itself could not make restore write outside the root. */

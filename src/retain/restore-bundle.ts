@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -34,6 +34,7 @@ import { planOwners } from './owner-plan.ts';
 import { ACL_XATTR_NAMES, remapAcl } from './posix-acl.ts';
 import { checkBundle } from './read-bundle.ts';
 import { inspectTarget, inspectTargetSync, joinUnder, safeComponents } from './safe-path.ts';
+import { createSha256 } from './sha256.ts';
 import type { TarMember } from './tar-reader.ts';
 import type { WindowReader } from './window-reader.ts';
 import { createWindowReader } from './window-reader.ts';
@@ -359,7 +360,7 @@ function writeFileFromBundle(
   const member = context.member;
   const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   built.created = true;
-  const hash = createHash('sha256');
+  const hash = createSha256(entry.sizeBytes);
   try {
     // Chunk by chunk: a 1 GiB file needs one 1 MiB buffer, never 1 GiB of heap.
     let doneBytes = 0;
@@ -373,7 +374,7 @@ function writeFileFromBundle(
       doneBytes += bytesRead;
     }
     // The bundle was checked before; a different digest now means it changed underneath us.
-    const actual = hash.digest('hex');
+    const actual = hash.hex();
     if (actual !== entry.sha256) {
       throw new ReimageError(
         'REIMAGE_RETAIN_DIGEST_MISMATCH',
