@@ -107,7 +107,9 @@ function toolDecoder(format: ImageFormat, imagePath: string, command: string, ar
           : corrupt(format, imagePath, e.message, e);
       rejectPromise(failure);
     });
-    child.on('close', (code, signalName) => {
+    // 'exit', not 'close': after an abort the pipeline may leave stdout unread, and 'close'
+    // waits for it forever. The pipeline itself proves all output was consumed.
+    child.on('exit', (code, signalName) => {
       if (code === 0) {
         resolvePromise();
         return;
@@ -128,6 +130,8 @@ function toolDecoder(format: ImageFormat, imagePath: string, command: string, ar
     failure: () => failure,
     kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      child.stdout.destroy();
+      child.stdin.destroy();
     },
   };
 }

@@ -223,6 +223,8 @@ async function decodedSize(
   } catch (e) {
     decoder.kill();
     await decoder.finished.catch(() => {});
+    // After an abort the killed tool's exit status says nothing about the image.
+    if (o.signal?.aborted === true) throw e;
     throw decoder.failure() ?? (e instanceof ReimageError ? e : imageUnreadable(o.imagePath, e));
   }
   progress.flush({ phase: 'measure image', done: sizeBytes, total: sizeBytes, unit: 'bytes' });
@@ -388,6 +390,7 @@ async function streamImage(s: {
     await decoder.finished.catch(() => {});
     // Let writes in flight settle before the target is closed.
     await sink.end().catch(() => {});
+    if (signal?.aborted === true) throw e;
     throw decoder.failure() ?? e;
   }
   report(true);

@@ -278,3 +278,51 @@ describe('writeImage onto real files and loop devices', () => {
     assert.equal(error.evidence.range, `${(11 * MIB) / 4096}-${(11 * MIB + 512 * 1024) / 4096 - 1}`);
   });
 });
+
+describe('writeImage aborts', () => {
+  let set: ImageSet;
+  before(() => {
+    requireTools();
+    set = buildImageSet();
+  });
+  after(() => {
+    if (set !== undefined) removeDir(set.dir);
+  });
+
+  it('stops a bzip2 write on abort after writing began, and says the target was touched', async () => {
+    const target = dirtyFile(set.dir, 'abort-late.img', TARGET_BYTES);
+    const controller = new AbortController();
+    const error = await expectError(
+      writeImage({
+        imagePath: set.bzip2,
+        targetPath: target,
+        imageSizeBytes: set.rawBytes.length,
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.phase === 'write' && p.done > 0 && p.done < set.rawBytes.length) controller.abort();
+        },
+      }),
+      'REIMAGE_WRITE_ABORTED',
+    );
+    assert.equal(error.targetTouched, true);
+  });
+
+  it('stops a zstd write aborted before its first block, with the target untouched', async () => {
+    const target = dirtyFile(set.dir, 'abort-early.img', TARGET_BYTES);
+    const before = sha256(readFileSync(target));
+    const controller = new AbortController();
+    const error = await expectError(
+      writeImage({
+        imagePath: set.zstd,
+        targetPath: target,
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.phase === 'write') controller.abort();
+        },
+      }),
+      'REIMAGE_WRITE_ABORTED',
+    );
+    assert.equal(error.targetTouched, false);
+    assert.equal(sha256(readFileSync(target)), before);
+  });
+});
