@@ -114,13 +114,15 @@ function toolDecoder(format: ImageFormat, imagePath: string, command: string, ar
         resolvePromise();
         return;
       }
-      const said = Buffer.concat(stderrChunks).toString('utf8').trim().split('\n')[0] ?? '';
-      failure ??= corrupt(
-        format,
-        imagePath,
-        `${command} ${signalName ?? `exited with ${code}`}${said ? `: ${said}` : ''}`,
-      );
-      rejectPromise(failure);
+      const fail = (): void => {
+        const said = Buffer.concat(stderrChunks).toString('utf8').trim().split('\n')[0] ?? '';
+        const detail = `${command} ${signalName ?? `exited with ${code}`}${said ? `: ${said}` : ''}`;
+        failure ??= corrupt(format, imagePath, detail);
+        rejectPromise(failure);
+      };
+      // The tool is gone, so its stderr ends at once; waiting for it gets its complaint in full.
+      if (child.stderr.readableEnded || child.stderr.destroyed) fail();
+      else child.stderr.once('close', fail);
     });
   });
   finished.catch(() => {});

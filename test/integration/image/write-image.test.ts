@@ -290,16 +290,28 @@ describe('writeImage aborts', () => {
   });
 
   it('stops a bzip2 write on abort after writing began, and says the target was touched', async () => {
-    const target = dirtyFile(set.dir, 'abort-late.img', TARGET_BYTES);
+    // 255 MiB of zeros: bzip2 decodes zeros slowly (FACTS.md), so progress reports (every 250 ms)
+    // arrive mid-write whatever the machine; the target is a sparse file, zeroed by punching holes.
+    const sizeBytes = 256 * MIB;
+    const image = join(set.dir, 'zeros.img.bz2');
+    // 1 MiB of data first, so the first block is written rather than held as a pending zero run.
+    run('sh', [
+      '-c',
+      '(head -c 1M /dev/urandom; head -c "$1" /dev/zero) | lbzip2 -n2 > "$0"',
+      image,
+      String(sizeBytes - MIB),
+    ]);
+    const target = join(set.dir, 'abort-late.img');
+    run('truncate', ['-s', String(sizeBytes), target]);
     const controller = new AbortController();
     const error = await expectError(
       writeImage({
-        imagePath: set.bzip2,
+        imagePath: image,
         targetPath: target,
-        imageSizeBytes: set.rawBytes.length,
+        imageSizeBytes: sizeBytes,
         signal: controller.signal,
         onProgress: (p) => {
-          if (p.phase === 'write' && p.done > 0 && p.done < set.rawBytes.length) controller.abort();
+          if (p.phase === 'write' && p.done > 0 && p.done < sizeBytes) controller.abort();
         },
       }),
       'REIMAGE_WRITE_ABORTED',
