@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from '../core/logger.ts';
 import { type IdentityReport, parseIdentityReport } from '../demo/identity-report.ts';
 import { runVm } from '../demo/qemu-vm.ts';
-import { DECODER_TOOLS } from '../image/index.ts';
+import { WRITER_TOOLS } from '../image/index.ts';
 import { buildInitramfs } from '../initramfs/index.ts';
 import { RUNNER_TOOLS } from '../runner/runtime-tools.ts';
 import { type DemoWorkspace, PROJECT_DIR, writeDemoPlan } from './demo-session.ts';
@@ -32,7 +32,7 @@ export async function buildDemoInitramfs(
     planPath,
     modulesDir: workspace.fixtures.kernel.modulesDir,
     outPath,
-    tools: [...RUNNER_TOOLS, ...DECODER_TOOLS],
+    tools: [...new Set([...RUNNER_TOOLS, ...WRITER_TOOLS])],
     projectDir: PROJECT_DIR,
     // V8's compile cache makes Node start several seconds sooner under emulation; it makes the
     // archive non-reproducible, which the demo does not need (ADR 0304).

@@ -28,6 +28,7 @@ const INVALID_INPUT_CODES = new Set([
   'REIMAGE_CLI_USAGE',
   'REIMAGE_PLAN_INVALID',
   'REIMAGE_PLAN_UNREADABLE',
+  'REIMAGE_IMAGE_DIGEST_INVALID',
   'REIMAGE_RETAIN_LIST_INVALID',
   'REIMAGE_RETAIN_LIST_UNREADABLE',
 ]);
@@ -35,8 +36,12 @@ const INVALID_INPUT_CODES = new Set([
 /** Codes that mean "done, but what is there is not what should be". */
 const VERIFY_MISMATCH_CODES = new Set(['REIMAGE_RETAIN_VERIFY_MISMATCH', 'REIMAGE_WRITE_VERIFY_MISMATCH']);
 
+/** Codes that mean the operator (or a signal) stopped the run. */
+const INTERRUPTED_CODES = new Set(['REIMAGE_WRITE_ABORTED']);
+
 export function exitCodeFor(error: unknown): ExitCodeValue {
   if (error instanceof Error && error.name === 'AbortError') return ExitCode.interrupted;
+  if (isReimageError(error) && INTERRUPTED_CODES.has(error.code)) return ExitCode.interrupted;
   if (!isReimageError(error)) return ExitCode.internal;
   if (VERIFY_MISMATCH_CODES.has(error.code)) return ExitCode.verifyMismatch;
   if (error.targetTouched) return ExitCode.failedTouched;

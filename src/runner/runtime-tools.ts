@@ -1,7 +1,7 @@
 /**
  * The system tools the runner (and the libraries it calls) spawn. The initramfs builder
  * copies each, with its shared-library closure, next to busybox; the writer's decoders come
- * from image/'s DECODER_TOOLS. util-linux's blkid, partx and blockdev are carried because
+ * from image/'s WRITER_TOOLS (decoders, fallocate). util-linux's blkid, partx and blockdev are carried because
  * busybox's lack `-o export`, BLKPG partition updates and some ioctls.
  */
 export const RUNNER_TOOLS: readonly string[] = [

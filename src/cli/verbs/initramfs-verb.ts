@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { ReimageError } from '../../core/reimage-error.ts';
-import { DECODER_TOOLS } from '../../image/index.ts';
+import { WRITER_TOOLS } from '../../image/index.ts';
 import { buildInitramfs, formatInitramfsSummary, listNewcArchive } from '../../initramfs/index.ts';
 import { RUNNER_TOOLS } from '../../runner/runtime-tools.ts';
 import type { Verb } from '../verb.ts';
@@ -91,7 +91,7 @@ export const initramfsVerb: Verb = {
         planPath: values.plan,
         modulesDir: values.modules ?? (await runningKernelModulesDir()),
         outPath: values.out,
-        tools: [...RUNNER_TOOLS, ...DECODER_TOOLS],
+        tools: [...new Set([...RUNNER_TOOLS, ...WRITER_TOOLS])],
         projectDir: PROJECT_DIR,
         compression,
         nodeCompileCache: values['node-compile-cache'],
