@@ -220,10 +220,13 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
         } else {
           // A name that exists is replaced atomically: the new entry is built beside it (made
           // durable if it is a file) and renamed over it, so a crash leaves the old one or the new
-          // one. A new name is built in place: O_EXCL/O_NOFOLLOW-style creation refuses anything
-          // that appeared since the check, and a failure removes what was built (docs/adr/0105).
+          // one. A new regular file is also built beside and renamed, so a crash mid-write never
+          // leaves a half-written key under its name; other new entries (links, nodes) are made
+          // whole by one call, in place. O_EXCL/O_NOFOLLOW-style creation refuses anything that
+          // appeared since the check, and a failure removes what was built (docs/adr/0105).
           const replacing = replaced.has(entry.path);
-          const buildPath = replacing ? tempNames.next(root, components) : finalPath;
+          const besideFirst = replacing || entry.type === 'file';
+          const buildPath = besideFirst ? tempNames.next(root, components) : finalPath;
           const built = { created: false };
           try {
             await buildEntry(entry, buildPath, built, {
@@ -236,7 +239,7 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
               durable: replacing,
               signal,
             });
-            if (replacing) {
+            if (besideFirst) {
               renameSync(buildPath, finalPath);
               // rename() is a no-op when both names are already links to one inode; drop the spare.
               if (entry.type === 'hardlink') rmSync(buildPath, { force: true });

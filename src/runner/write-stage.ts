@@ -1,0 +1,48 @@
+import type { Logger } from '../core/logger.ts';
+import type { OnProgress } from '../core/progress.ts';
+import { describePartitions, type PartitionInfo, refreshPartitions, resolvePartition } from '../disk/index.ts';
+import { type WriteSummary, writeImage } from '../image/index.ts';
+import type { Plan } from '../plan/index.ts';
+import type { CaptureStageResult } from './capture-stage.ts';
+
+/**
+ * Stage 2: stream the verified image onto the disk (only mapped ranges with a block map, read
+ * back after), re-read the partition table, wait for the new layout's partitions and log the
+ * new table as the original did with blkid.
+ */
+export async function writeStage(o: {
+  plan: Plan;
+  diskDevice: string;
+  captured: CaptureStageResult;
+  log: Logger;
+  onProgress: OnProgress;
+  signal: AbortSignal | undefined;
+}): Promise<{ write: WriteSummary; newPartitions: PartitionInfo[] }> {
+  const { plan, diskDevice, captured, log, onProgress, signal } = o;
+  const write = await writeImage({
+    imagePath: captured.imagePath,
+    targetPath: diskDevice,
+    sha256: plan.image.sha256,
+    bmapPath: captured.bmapPath,
+    // Read-back of the mapped ranges is cheap; without a map it would read the whole disk.
+    verify: captured.bmapPath !== undefined,
+    log,
+    signal,
+    onProgress,
+  });
+  log.info(
+    `wrote ${write.bytesWritten} bytes, skipped ${write.bytesSkipped} (${write.format} image of ${write.imageSizeBytes} bytes)`,
+  );
+  await refreshPartitions(diskDevice);
+  for (const mount of plan.restore.mounts) {
+    await resolvePartition(diskDevice, mount.partition, { timeoutMs: 30_000, field: 'restore.mounts' });
+  }
+  const newPartitions = await describePartitions(diskDevice);
+  log.info('new partition table:');
+  for (const partition of newPartitions) {
+    log.info(
+      `  ${partition.device} ${partition.sizeBytes} bytes ${partition.fsType ?? '-'} label=${partition.label ?? '-'} uuid=${partition.uuid ?? '-'}`,
+    );
+  }
+  return { write, newPartitions };
+}
