@@ -4,7 +4,7 @@ import { ReimageError } from '../core/reimage-error.ts';
 import type { TargetInfo } from '../disk/block-device.ts';
 import { zeroRange } from '../disk/block-device.ts';
 import type { BlockMap, MappedRange } from './block-map.ts';
-import { planBlockSegments } from './segments.ts';
+import { isZeroGranule, planBlockSegments, ZERO_GRANULE_BYTES } from './segments.ts';
 
 /** Decoded bytes are gathered into blocks of this size before they are written. */
 export const BLOCK_BYTES = 4 * 1024 * 1024;
@@ -65,6 +65,8 @@ export class BlockSink {
   #kernelZeroing = true;
   #bufferedSinceFlush = 0;
   #touched = false;
+  /** Granules of the current block found zero in push and never copied in (their bytes are stale). */
+  readonly #knownZero = new Uint8Array(BLOCK_BYTES / ZERO_GRANULE_BYTES);
 
   constructor(o: BlockSinkOptions) {
     this.#o = o;
@@ -80,11 +82,32 @@ export class BlockSink {
     let offset = 0;
     while (offset < chunk.length) {
       const take = Math.min(chunk.length - offset, BLOCK_BYTES - this.#fill);
-      if (this.#o.blockMap === undefined) chunk.copy(this.#current, this.#fill, offset, offset + take);
-      else this.#copyMapped(chunk, offset, take);
+      if (this.#o.blockMap !== undefined) this.#copyMapped(chunk, offset, take);
+      else if (this.#o.imageHash !== undefined) chunk.copy(this.#current, this.#fill, offset, offset + take);
+      else this.#copySkippingZeros(chunk, offset, take);
       this.#fill += take;
       offset += take;
       if (this.#fill === BLOCK_BYTES) await this.#dispatch();
+    }
+  }
+
+  /**
+   * Without a map most of an OS image is zero runs, which are never written from the block (the
+   * kernel zeroes them, or they are written from the shared zero buffer): whole granules of zeros
+   * are only marked, not copied. Partial granules are copied and judged at dispatch.
+   */
+  #copySkippingZeros(chunk: Buffer, offset: number, length: number): void {
+    let at = this.#fill;
+    let from = offset;
+    const end = offset + length;
+    while (from < end) {
+      const granuleEnd = (Math.floor(at / ZERO_GRANULE_BYTES) + 1) * ZERO_GRANULE_BYTES;
+      const take = Math.min(end - from, granuleEnd - at);
+      const piece = chunk.subarray(from, from + take);
+      if (take === ZERO_GRANULE_BYTES && isZeroGranule(piece)) this.#knownZero[at / ZERO_GRANULE_BYTES] = 1;
+      else piece.copy(this.#current, at);
+      at += take;
+      from += take;
     }
   }
 
@@ -201,7 +224,9 @@ export class BlockSink {
     if (this.#o.blockMap !== undefined) {
       this.#dispatchMapped(block, startBytes, endBytes, writeFromBlock);
     } else {
-      for (const segment of planBlockSegments(block.subarray(0, length), startBytes)) {
+      const segments = planBlockSegments(block.subarray(0, length), startBytes, this.#knownZero);
+      this.#knownZero.fill(0);
+      for (const segment of segments) {
         if (segment.zero) {
           if (this.#pendingZeroStart < 0) this.#pendingZeroStart = segment.startBytes;
           this.#pendingZeroEnd = segment.endBytes;

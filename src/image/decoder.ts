@@ -46,7 +46,8 @@ export interface Decoder {
   kill(): void;
 }
 
-function corrupt(format: ImageFormat, imagePath: string, detail: string, cause?: unknown): ReimageError {
+/** REIMAGE_IMAGE_CORRUPT for a decoder's complaint. */
+export function corrupt(format: ImageFormat, imagePath: string, detail: string, cause?: unknown): ReimageError {
   return new ReimageError(
     'REIMAGE_IMAGE_CORRUPT',
     `The ${format} image ${imagePath} is damaged or truncated (${detail}). Fetch it again and check its SHA-256.`,

@@ -19,6 +19,7 @@ import { detectImageFormat, imageUnreadable } from './image-format.ts';
 import { readSizeHint } from './image-size.ts';
 import { garbageReleaser } from './release-garbage.ts';
 import { sha256File } from './sha256-file.ts';
+import { reusableZstdAvailable, zstdChunks } from './zstd-chunks.ts';
 
 export interface WriteImageOptions {
   readonly imagePath: string;
@@ -204,6 +205,14 @@ async function decodedSize(
   log.info(`the ${format} image does not record its size: decoding it once to measure it`);
   const progress = throttleProgress(onProgress);
   let sizeBytes = 0;
+  if (format === 'zstd' && reusableZstdAvailable()) {
+    for await (const chunk of zstdChunks(o.imagePath, o.signal === undefined ? {} : { signal: o.signal })) {
+      sizeBytes += chunk.length;
+      progress.report({ phase: 'measure image', done: sizeBytes, unit: 'bytes' });
+    }
+    progress.flush({ phase: 'measure image', done: sizeBytes, total: sizeBytes, unit: 'bytes' });
+    return sizeBytes;
+  }
   const decoder = createDecoder(format, o.imagePath);
   const releaseGarbage = garbageReleaser();
   try {
@@ -262,7 +271,8 @@ async function openTarget(target: TargetInfo): Promise<OpenedTarget> {
     );
   }
   const slabBytes = (BLOCKS_IN_FLIGHT + 1) * BLOCK_BYTES;
-  const raw = Buffer.allocUnsafeSlow(slabBytes + 4096);
+  const aligned = pageAlignedSlab(slabBytes);
+  const raw = aligned ?? Buffer.allocUnsafeSlow(slabBytes + 4096);
   let directHandle: FileHandle | undefined;
   try {
     directHandle = await open(target.realPath, constants.O_RDWR | constants.O_DIRECT);
@@ -270,7 +280,7 @@ async function openTarget(target: TargetInfo): Promise<OpenedTarget> {
     // tmpfs and some other filesystems refuse O_DIRECT: the page cache path it is.
   }
   if (directHandle !== undefined) {
-    const offset = await findAlignedOffset(directHandle, raw, target.logicalBlockSizeBytes);
+    const offset = await findAlignedOffset(directHandle, raw, target.logicalBlockSizeBytes, aligned !== undefined);
     if (offset !== undefined)
       return { handle: directHandle, bufferedHandle, direct: true, slab: raw.subarray(offset, offset + slabBytes) };
     await directHandle.close();
@@ -279,14 +289,44 @@ async function openTarget(target: TargetInfo): Promise<OpenedTarget> {
 }
 
 /**
+ * Memory that starts on a page boundary, which every device's O_DIRECT accepts. Node cannot
+ * allocate aligned memory, but a WebAssembly memory is mapped page by page, so it starts on one.
+ * Probing alignment with a read is not enough on its own: a read of a hole (a sparse file)
+ * builds no I/O and passes at any address, then the writes fail with EINVAL.
+ */
+function pageAlignedSlab(bytes: number): Buffer | undefined {
+  try {
+    // The project's TypeScript libs do not declare WebAssembly; Node has it.
+    const wasm = (globalThis as unknown as { WebAssembly?: WasmGlobal }).WebAssembly;
+    if (wasm === undefined) return undefined;
+    const memory = new wasm.Memory({ initial: Math.ceil(bytes / WASM_PAGE_BYTES) });
+    return Buffer.from(memory.buffer, 0, bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+const WASM_PAGE_BYTES = 64 * 1024;
+
+interface WasmGlobal {
+  readonly Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer };
+}
+
+/**
  * Node cannot allocate aligned memory, and O_DIRECT needs it. The slab is allocated with 4 KiB to
  * spare; a one-page O_DIRECT read (which changes nothing on the target) tells which start offset
  * the kernel accepts. Undefined if none does.
  */
-async function findAlignedOffset(handle: FileHandle, raw: Buffer, sectorBytes: number): Promise<number | undefined> {
+async function findAlignedOffset(
+  handle: FileHandle,
+  raw: Buffer,
+  sectorBytes: number,
+  pageAligned: boolean,
+): Promise<number | undefined> {
   // Measured: a one-sector read passed at misaligned addresses here, a one-page read does not.
   const probeBytes = Math.max(4096, sectorBytes);
-  for (let offset = 0; offset < 4096; offset += 16) {
+  // An already page-aligned slab only needs the one probe that says O_DIRECT reads work at all.
+  for (let offset = 0; offset < (pageAligned ? 1 : 4096); offset += 16) {
     try {
       await handle.read(raw, offset, probeBytes, 0);
       return offset;
@@ -366,32 +406,25 @@ async function streamImage(s: {
       callback(null, chunk);
     },
   });
-  const decoder = createDecoder(format, o.imagePath);
-  const releaseGarbage = garbageReleaser();
   let imageSizeBytes: number;
-  try {
-    await pipeline(
-      createReadStream(o.imagePath, { highWaterMark: 1024 * 1024 }),
-      meter,
-      decoder.stage ?? new PassThrough(),
-      async (source: AsyncIterable<Buffer>) => {
-        for await (const chunk of source) {
-          await sink.push(chunk);
-          releaseGarbage(chunk.length);
-          report(false);
-        }
-      },
-      signal === undefined ? {} : { signal },
-    );
-    await decoder.finished;
-    imageSizeBytes = await sink.end();
-  } catch (e) {
-    decoder.kill();
-    await decoder.finished.catch(() => {});
-    // Let writes in flight settle before the target is closed.
-    await sink.end().catch(() => {});
-    if (signal?.aborted === true) throw e;
-    throw decoder.failure() ?? e;
+  if (format === 'zstd' && reusableZstdAvailable()) {
+    const onInput = (chunk: Buffer): void => {
+      inputHash.update(chunk);
+      bytesIn += chunk.length;
+    };
+    try {
+      for await (const chunk of zstdChunks(o.imagePath, { onInput, ...(signal === undefined ? {} : { signal }) })) {
+        await sink.push(chunk);
+        report(false);
+      }
+      imageSizeBytes = await sink.end();
+    } catch (e) {
+      // Let writes in flight settle before the target is closed.
+      await sink.end().catch(() => {});
+      throw e;
+    }
+  } else {
+    imageSizeBytes = await streamThroughDecoder(o, format, sink, meter, () => report(false));
   }
   report(true);
   if (imageSizeBytes !== s.imageSizeBytes) {
@@ -404,6 +437,43 @@ async function streamImage(s: {
   const expectedDigests =
     blockMap !== undefined ? sink.rangeDigests : imageHash !== undefined ? [imageHash.digest('hex')] : [];
   return { bytesIn, imageSha256: inputHash.digest('hex'), imageSizeBytes, counters: sink.counters, expectedDigests };
+}
+
+/** Streams the image through its decoder (a tool or a zlib stream) into the sink; the decoded size. */
+async function streamThroughDecoder(
+  o: WriteImageOptions,
+  format: ImageFormat,
+  sink: BlockSink,
+  meter: Transform,
+  report: () => void,
+): Promise<number> {
+  const signal = o.signal;
+  const decoder = createDecoder(format, o.imagePath);
+  const releaseGarbage = garbageReleaser();
+  try {
+    await pipeline(
+      createReadStream(o.imagePath, { highWaterMark: 1024 * 1024 }),
+      meter,
+      decoder.stage ?? new PassThrough(),
+      async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) {
+          await sink.push(chunk);
+          releaseGarbage(chunk.length);
+          report();
+        }
+      },
+      signal === undefined ? {} : { signal },
+    );
+    await decoder.finished;
+    return await sink.end();
+  } catch (e) {
+    decoder.kill();
+    await decoder.finished.catch(() => {});
+    // Let writes in flight settle before the target is closed.
+    await sink.end().catch(() => {});
+    if (signal?.aborted === true) throw e;
+    throw decoder.failure() ?? e;
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { planBlockSegments, ZERO_GRANULE_BYTES } from '../../../src/image/segments.ts';
+import { isZeroGranule, planBlockSegments, ZERO_GRANULE_BYTES } from '../../../src/image/segments.ts';
 
 const G = ZERO_GRANULE_BYTES;
 
@@ -41,5 +41,22 @@ describe('planBlockSegments', () => {
 
   it('returns nothing for an empty block', () => {
     assert.deepEqual(planBlockSegments(Buffer.alloc(0), 0), []);
+  });
+
+  it('takes granules marked known-zero as zero without reading their (stale) bytes', () => {
+    const stale = block(3, [0, 1, 2]);
+    const knownZero = new Uint8Array(3);
+    knownZero[1] = 1;
+    assert.deepEqual(planBlockSegments(stale, 0, knownZero), [
+      { startBytes: 0, endBytes: G, zero: false },
+      { startBytes: G, endBytes: 2 * G, zero: true },
+      { startBytes: 2 * G, endBytes: 3 * G, zero: false },
+    ]);
+  });
+
+  it('isZeroGranule judges whole and partial granules', () => {
+    assert.equal(isZeroGranule(Buffer.alloc(G)), true);
+    assert.equal(isZeroGranule(Buffer.alloc(100)), true);
+    assert.equal(isZeroGranule(block(1, [0])), false);
   });
 });
