@@ -1,5 +1,6 @@
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { runCommand } from '../core/run-command.ts';
+import { corrupt } from './decoder.ts';
 import type { ImageFormat } from './image-format.ts';
 
 /** What the container says about the decoded size, read without decoding. */
@@ -118,4 +119,35 @@ export async function readSizeHint(path: string, format: ImageFormat): Promise<S
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * An upper bound on a bzip2 image's decoded size, from `lbzip2 -t -v` (a parallel integrity test:
+ * every block CRC and the stream CRC, output discarded, so no pipe, no copy). lbzip2 reports
+ * only the ratio ("compression ratio is 1:41.301"), rounded; the bound adds half a unit of its
+ * last printed digit. Undefined when the report cannot be read (the caller then counts exactly).
+ * A failed test is REIMAGE_IMAGE_CORRUPT: the stream is damaged or truncated.
+ */
+export async function bzip2SizeBound(path: string, signal?: AbortSignal): Promise<number | undefined> {
+  const compressedBytes = (await stat(path)).size;
+  const result = await runCommand('lbzip2', ['-t', '-v', '-n2', path], {
+    allowFailure: true,
+    ...(signal === undefined ? {} : { signal }),
+  });
+  if (result.exitCode !== 0) {
+    const said = result.stderr.trim().split('\n').at(-1) ?? '';
+    throw corrupt('bzip2', path, `lbzip2 -t exited with ${result.exitCode}${said ? `: ${said}` : ''}`);
+  }
+  return parseLbzip2RatioBound(result.stderr, compressedBytes);
+}
+
+/** The bound from lbzip2's verbose report. Pure; exported for tests. */
+export function parseLbzip2RatioBound(report: string, compressedBytes: number): number | undefined {
+  const match = /compression ratio is 1:(\d+)\.(\d+)/.exec(report);
+  if (match === null) return undefined;
+  const decimals = match[2] ?? '';
+  const ratio = Number(`${match[1]}.${decimals}`);
+  const halfUnit = 0.5 / 10 ** decimals.length;
+  const bound = Math.ceil((ratio + halfUnit) * compressedBytes) + 1;
+  return Number.isSafeInteger(bound) ? bound : undefined;
 }

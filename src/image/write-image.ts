@@ -16,7 +16,7 @@ import { BLOCK_BYTES, BLOCKS_IN_FLIGHT, BlockSink } from './block-sink.ts';
 import { createDecoder } from './decoder.ts';
 import type { ImageFormat } from './image-format.ts';
 import { detectImageFormat, imageUnreadable } from './image-format.ts';
-import { readSizeHint } from './image-size.ts';
+import { bzip2SizeBound, readSizeHint } from './image-size.ts';
 import { garbageReleaser } from './release-garbage.ts';
 import { sha256File } from './sha256-file.ts';
 import { reusableZstdAvailable, zstdChunks } from './zstd-chunks.ts';
@@ -106,7 +106,8 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
     log.warn('the image was not verified: no --sha256 given');
   }
 
-  const imageSizeBytes = await decodedSize(o, format, blockMap, log, onProgress);
+  const size = await decodedSize(o, format, blockMap, target, log, onProgress);
+  const imageSizeBytes = size.maxBytes;
   if (imageSizeBytes > target.sizeBytes) {
     throw new ReimageError(
       'REIMAGE_TARGET_TOO_SMALL',
@@ -124,7 +125,7 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
       blockMap,
       target,
       opened,
-      imageSizeBytes,
+      size,
       onProgress,
       onTouch: () => {
         touched = true;
@@ -185,23 +186,54 @@ function targetBusy(target: TargetInfo, users: readonly string[]): ReimageError 
   );
 }
 
-/** The decoded size: from the map, the caller, the container, or (last resort) by decoding once. */
+/**
+ * What is known of the decoded size before writing: exact, or (bzip2) an upper bound that is
+ * enough to prove the image fits. The write checks the decoded size against it.
+ */
+interface KnownSize {
+  readonly maxBytes: number;
+  readonly exact: boolean;
+}
+
+/**
+ * The decoded size: from the map, the caller, the container, for bzip2 a bound from lbzip2's
+ * integrity test when that bound fits the target, or (last resort) by decoding once and counting.
+ */
 async function decodedSize(
   o: WriteImageOptions,
   format: ImageFormat,
   blockMap: BlockMap | undefined,
+  target: TargetInfo,
   log: Logger,
   onProgress: OnProgress,
-): Promise<number> {
-  if (blockMap !== undefined) return blockMap.imageSizeBytes;
-  if (o.imageSizeBytes !== undefined) return o.imageSizeBytes;
+): Promise<KnownSize> {
+  if (blockMap !== undefined) return { maxBytes: blockMap.imageSizeBytes, exact: true };
+  if (o.imageSizeBytes !== undefined) return { maxBytes: o.imageSizeBytes, exact: true };
   let hint: Awaited<ReturnType<typeof readSizeHint>>;
   try {
     hint = await readSizeHint(o.imagePath, format);
   } catch (e) {
     throw imageUnreadable(o.imagePath, e);
   }
-  if (hint.exactBytes !== undefined) return hint.exactBytes;
+  if (hint.exactBytes !== undefined) return { maxBytes: hint.exactBytes, exact: true };
+  if (format === 'bzip2') {
+    // Decoding without output is the cheapest full check bzip2 allows (it records no size), and
+    // it proves the stream intact; when the bound fits the target, no counting decode is needed.
+    log.info('the bzip2 image does not record its size: testing it (lbzip2 -t) to bound its size');
+    onProgress({ phase: 'measure image', done: 0, unit: 'bytes' });
+    const boundBytes = await bzip2SizeBound(o.imagePath, o.signal);
+    if (boundBytes !== undefined && boundBytes <= target.sizeBytes) return { maxBytes: boundBytes, exact: false };
+  }
+  return { maxBytes: await countDecodedBytes(o, format, log, onProgress), exact: true };
+}
+
+/** Decodes the whole image once, counting bytes (formats with no recorded size). */
+async function countDecodedBytes(
+  o: WriteImageOptions,
+  format: ImageFormat,
+  log: Logger,
+  onProgress: OnProgress,
+): Promise<number> {
   log.info(`the ${format} image does not record its size: decoding it once to measure it`);
   const progress = throttleProgress(onProgress);
   let sizeBytes = 0;
@@ -362,7 +394,7 @@ async function streamImage(s: {
   blockMap: BlockMap | undefined;
   target: TargetInfo;
   opened: OpenedTarget;
-  imageSizeBytes: number;
+  size: KnownSize;
   onProgress: OnProgress;
   onTouch: () => void;
 }): Promise<StreamResult> {
@@ -387,7 +419,7 @@ async function streamImage(s: {
     const p = {
       phase: 'write',
       done: sink.counters.imageBytes,
-      total: s.imageSizeBytes,
+      total: s.size.maxBytes,
       unit: 'bytes' as const,
       counters: {
         bytesIn,
@@ -427,11 +459,12 @@ async function streamImage(s: {
     imageSizeBytes = await streamThroughDecoder(o, format, sink, meter, () => report(false));
   }
   report(true);
-  if (imageSizeBytes !== s.imageSizeBytes) {
+  if (s.size.exact ? imageSizeBytes !== s.size.maxBytes : imageSizeBytes > s.size.maxBytes) {
+    const expected = s.size.exact ? s.size.maxBytes : `<= ${s.size.maxBytes}`;
     throw new ReimageError(
       'REIMAGE_IMAGE_SIZE_MISMATCH',
-      `The image decoded to ${imageSizeBytes} bytes, not the ${s.imageSizeBytes} expected (from its block map, its header or the caller). Check the image and its size.`,
-      { evidence: { path: o.imagePath, expected: s.imageSizeBytes, actual: imageSizeBytes } },
+      `The image decoded to ${imageSizeBytes} bytes, not the ${expected} expected (from its block map, its header, the caller or lbzip2's test). Check the image and its size.`,
+      { evidence: { path: o.imagePath, expected, actual: imageSizeBytes } },
     );
   }
   const expectedDigests =
