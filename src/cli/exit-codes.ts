@@ -1,4 +1,4 @@
-import { isReimageError } from '../core/reimage-error.ts';
+import { isReimageError, isSystemError } from '../core/reimage-error.ts';
 
 /**
  * The one place where errors become exit codes. The first thing an operator needs from an
@@ -34,13 +34,23 @@ const INVALID_INPUT_CODES = new Set([
 ]);
 
 /** Codes that mean "done, but what is there is not what should be". */
-const VERIFY_MISMATCH_CODES = new Set(['REIMAGE_RETAIN_VERIFY_MISMATCH', 'REIMAGE_WRITE_VERIFY_MISMATCH']);
+const VERIFY_MISMATCH_CODES = new Set([
+  'REIMAGE_RETAIN_VERIFY_MISMATCH',
+  'REIMAGE_WRITE_VERIFY_MISMATCH',
+  'REIMAGE_DEMO_IDENTITY_MISMATCH',
+]);
 
 /** Codes that mean the operator (or a signal) stopped the run. */
 const INTERRUPTED_CODES = new Set(['REIMAGE_WRITE_ABORTED']);
 
+/** node:util parseArgs rejects unknown options and missing values with these codes. */
+export function isArgumentError(error: unknown): error is Error & { code: string } {
+  return isSystemError(error) && error.code.startsWith('ERR_PARSE_ARGS_');
+}
+
 export function exitCodeFor(error: unknown): ExitCodeValue {
   if (error instanceof Error && error.name === 'AbortError') return ExitCode.interrupted;
+  if (isArgumentError(error)) return ExitCode.invalidInput;
   if (isReimageError(error) && INTERRUPTED_CODES.has(error.code)) return ExitCode.interrupted;
   if (!isReimageError(error)) return ExitCode.internal;
   if (VERIFY_MISMATCH_CODES.has(error.code)) return ExitCode.verifyMismatch;

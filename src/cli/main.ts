@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../core/logger.ts';
 import { formatEvidence, isReimageError } from '../core/reimage-error.ts';
-import { ExitCode, exitCodeFor } from './exit-codes.ts';
+import { ExitCode, exitCodeFor, isArgumentError } from './exit-codes.ts';
 import { chooseDisplayMode, createProgressDisplay } from './progress-display.ts';
 import type { Verb, VerbContext } from './verb.ts';
 import { VERBS } from './verbs/index.ts';
@@ -38,8 +38,10 @@ const stderrLogger: Logger = {
   },
 };
 
-function reportError(error: unknown, code: number): void {
-  if (isReimageError(error)) {
+function reportError(error: unknown, code: number, verb: string): void {
+  if (isArgumentError(error)) {
+    process.stderr.write(`reimage ${verb}: ${error.message}. See "reimage ${verb} --help".\n`);
+  } else if (isReimageError(error)) {
     process.stderr.write(`reimage: error ${error.code}: ${error.message}\n`);
     for (const line of formatEvidence(error.evidence)) process.stderr.write(`  ${line}\n`);
     if (error.cause instanceof Error) process.stderr.write(`  cause: ${error.cause.message}\n`);
@@ -92,7 +94,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     return await verb.run(context);
   } catch (error) {
     const code = exitCodeFor(error);
-    reportError(error, code);
+    reportError(error, code, verb.name);
     return code;
   } finally {
     process.off('SIGINT', onSignal);

@@ -11,7 +11,16 @@ const sha256Hex = z
   .regex(/^[0-9a-fA-F]{64}$/, { error: (issue) => `expected 64 hex digits, got ${JSON.stringify(issue.input)}` })
   .transform((hex) => hex.toLowerCase());
 
-const absolutePath = z.string().refine((value) => value.startsWith('/'), { error: 'must be an absolute path' });
+/**
+ * An absolute path with no `.` or `..` components: paths in a plan name places inside a mounted
+ * filesystem, and `..` would reach outside it (a mount point or the logs outside the new root).
+ */
+const absolutePath = z
+  .string()
+  .refine((value) => value.startsWith('/'), { error: 'must be an absolute path' })
+  .refine((value) => !value.split('/').some((part) => part === '.' || part === '..'), {
+    error: 'must not contain "." or ".." components; write the path in full from /',
+  });
 
 /** A partition: its number on `disk`, or its filesystem label, or its filesystem UUID. */
 export const partitionRefSchema = z.union(

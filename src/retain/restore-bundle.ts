@@ -265,7 +265,8 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
     }
     // Times last: every create and rename above changed some directory's mtime.
     await setExactTimes([...times, ...directories.reverse()], signal);
-    await runCommand('sync', ['-f', root], { signal });
+    // Plain sync: the root may have other filesystems mounted under it (/kiosk), each restored into.
+    await runCommand('sync', [], { signal });
   } catch (e) {
     throw isReimageError(e) ? e.withTargetTouched() : restoreFailed({ path: root } as ManifestEntry, e);
   } finally {

@@ -14,6 +14,9 @@ import type { Plan } from '../plan/index.ts';
 import { type CaptureSummary, captureBundle, type RetainRequest } from '../retain/index.ts';
 import { unmountAll } from './unmount-all.ts';
 
+/** Files a run keeps in its work dir that must not outlive it there: the image copy and the bundle (keys). */
+export const RUN_SCRATCH_FILES = ['image', 'image.bmap', 'retain.tar'] as const;
+
 export interface CaptureStageResult {
   /** The verified image, in the work dir (RAM in the initramfs). */
   readonly imagePath: string;
@@ -81,9 +84,10 @@ export async function captureStage(o: {
   signal: AbortSignal | undefined;
 }): Promise<CaptureStageResult> {
   const { plan, diskDevice, workDir, log, onProgress, signal } = o;
-  const imagePath = join(workDir, 'image');
-  const bmapPath = plan.image.bmap === undefined ? undefined : join(workDir, 'image.bmap');
-  const bundlePath = join(workDir, 'retain.tar');
+  const [imageName, bmapName, bundleName] = RUN_SCRATCH_FILES;
+  const imagePath = join(workDir, imageName);
+  const bmapPath = plan.image.bmap === undefined ? undefined : join(workDir, bmapName);
+  const bundlePath = join(workDir, bundleName);
   const mounts: Mounted[] = [];
   try {
     const imageDevice = await resolvePartition(diskDevice, plan.image.partition, { field: 'image.partition' });

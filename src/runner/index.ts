@@ -1,3 +1,4 @@
+export { RUN_SCRATCH_FILES } from './capture-stage.ts';
 export { Journal, type JournalRecord, type StageName } from './journal.ts';
 export { createRunLog, type RunLog } from './run-log.ts';
 export { type RunPlanOptions, type RunReport, runPlan, type StageReport } from './run-plan.ts';

@@ -8,18 +8,16 @@ import type { Plan } from '../plan/index.ts';
 import { type RestoreSummary, restoreBundle, type VerifySummary, verifyBundle } from '../retain/index.ts';
 
 export interface RestoreStageResult {
+  /** Where the new layout is mounted; still mounted on return (the caller writes the logs). */
   readonly newRoot: string;
-  /** Still mounted: the caller writes the logs, then unmounts (unmountAll). */
-  readonly mounts: Mounted[];
   readonly restore: RestoreSummary;
   readonly verify: VerifySummary;
 }
 
 /**
  * Stage 3: mount the new layout in the plan's order, restore the bundle, verify every entry
- * against the manifest (a difference is a failure, not a warning), run the after-hooks
- * chrooted in the new root. On failure, whatever it mounted is left in `mounts` for the
- * caller to unmount before a retry.
+ * against the manifest (a difference is a failure, not a warning). On failure, whatever it
+ * mounted is left in `mounts` for the caller to unmount before a retry.
  */
 export async function restoreStage(o: {
   plan: Plan;
@@ -33,8 +31,8 @@ export async function restoreStage(o: {
 }): Promise<RestoreStageResult> {
   const { plan, diskDevice, bundlePath, mounts, log, onProgress, signal } = o;
   const newRoot = join(o.workDir, 'new-root');
-  for (const mount of plan.restore.mounts) {
-    const device = await resolvePartition(diskDevice, mount.partition, { field: 'restore.mounts' });
+  for (const [index, mount] of plan.restore.mounts.entries()) {
+    const device = await resolvePartition(diskDevice, mount.partition, { field: `restore.mounts[${index}].partition` });
     mounts.push(await mountReadWrite(device, join(newRoot, mount.at)));
     log.info(`mounted ${device} at ${mount.at}`);
   }
@@ -61,17 +59,45 @@ export async function restoreStage(o: {
     );
   }
   log.info(`verified ${verify.entriesChecked} retained entries against the manifest`);
-  for (const command of plan.restore.after) {
-    log.info(`after-hook (chrooted in the new root): ${command}`);
-    const result = await runCommand('chroot', [newRoot, '/bin/sh', '-c', command], { allowFailure: true, signal });
+  return { newRoot, restore, verify };
+}
+
+/** How long one after-hook may run before it counts as hung. */
+const AFTER_HOOK_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * The plan's after-hooks, run once each, in order, chrooted in the mounted new root, with a
+ * timeout so a hook that blocks cannot hang the machine. They run after the restore was
+ * verified and are not retried: a hook need not be safe to run twice.
+ */
+export async function runAfterHooks(o: {
+  plan: Plan;
+  newRoot: string;
+  log: Logger;
+  signal: AbortSignal | undefined;
+}): Promise<void> {
+  const { plan, newRoot, log } = o;
+  for (const [index, command] of plan.restore.after.entries()) {
+    log.info(`after-hook ${index + 1} of ${plan.restore.after.length} (chrooted in the new root): ${command}`);
+    const timeout = AbortSignal.timeout(AFTER_HOOK_TIMEOUT_MS);
+    const signal = o.signal === undefined ? timeout : AbortSignal.any([o.signal, timeout]);
+    let result: Awaited<ReturnType<typeof runCommand>>;
+    try {
+      result = await runCommand('chroot', [newRoot, '/bin/sh', '-c', command], { allowFailure: true, signal });
+    } catch (error) {
+      throw new ReimageError(
+        'REIMAGE_RUN_AFTER_HOOK_FAILED',
+        `The after-hook "${command}" did not finish within ${AFTER_HOOK_TIMEOUT_MS / 60_000} minutes or could not start. Fix restore.after[${index}].`,
+        { evidence: { field: `restore.after[${index}]`, command }, cause: error, targetTouched: true },
+      );
+    }
     for (const line of `${result.stdout}${result.stderr}`.split('\n')) if (line !== '') log.info(`  | ${line}`);
     if (result.exitCode !== 0) {
       throw new ReimageError(
         'REIMAGE_RUN_AFTER_HOOK_FAILED',
-        `The after-hook "${command}" exited ${result.exitCode}. Fix the command in restore.after.`,
-        { evidence: { field: 'restore.after', command, exitCode: result.exitCode }, targetTouched: true },
+        `The after-hook "${command}" exited ${result.exitCode}. Fix restore.after[${index}].`,
+        { evidence: { field: `restore.after[${index}]`, command, exitCode: result.exitCode }, targetTouched: true },
       );
     }
   }
-  return { newRoot, mounts, restore, verify };
 }

@@ -9,7 +9,7 @@ import { attachLoopDevice, type Mounted, type PartitionInfo } from '../disk/inde
 import { describePlan, type Plan } from '../plan/index.ts';
 import { type CaptureStageResult, captureStage } from './capture-stage.ts';
 import { Journal, type StageName } from './journal.ts';
-import { restoreStage } from './restore-stage.ts';
+import { restoreStage, runAfterHooks } from './restore-stage.ts';
 import type { RunLog } from './run-log.ts';
 import { unmountAll } from './unmount-all.ts';
 import { markTouched, withRetries } from './with-retries.ts';
@@ -94,6 +94,17 @@ async function openDisk(plan: Plan, log: RunLog, cleanups: (() => Promise<void>)
   return loop.device;
 }
 
+/** report.json and copies of the log files, into the logs directory of the mounted new root. */
+async function writeLogs(logsDir: string, report: RunReport, logFiles: readonly string[], log: RunLog): Promise<void> {
+  await mkdir(logsDir, { recursive: true });
+  await writeFile(join(logsDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  for (const file of logFiles) {
+    await copyFile(file, join(logsDir, basename(file))).catch((error: unknown) =>
+      log.warn(`could not copy ${file} into the new root: ${String(error)}`),
+    );
+  }
+}
+
 /**
  * The three stages of a reimage over one plan: capture, write, restore. Failures in the capture
  * stage leave the disk untouched (and the initramfs reboots into the old OS); the write and
@@ -124,7 +135,14 @@ export async function runPlan(options: RunPlanOptions): Promise<RunReport> {
       captured = await captureStage({ plan, diskDevice, workDir, log, onProgress, signal });
     } catch (error) {
       journal.record('capture', 'failed', 1, isReimageError(error) ? error.code : String(error));
-      throw error;
+      // Capture only reads: whatever went wrong, the disk is as it was, and /init must reboot
+      // into the old OS (exit 3), not halt as it would for an unexplained error (exit 1).
+      if (isReimageError(error)) throw error;
+      throw new ReimageError(
+        'REIMAGE_RUN_CAPTURE_FAILED',
+        `Capturing the machine's state failed before anything was written: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
     }
     journal.record('capture', 'done', 1);
     const captureReport = { durationMs: Date.now() - started, attempts: 1 };
@@ -171,60 +189,65 @@ export async function runPlan(options: RunPlanOptions): Promise<RunReport> {
       },
       afterFailure: () => unmountAll(mounts).catch((error: unknown) => log.warn(`unmount failed: ${String(error)}`)),
     });
-
-    const { write, newPartitions } = written.value;
     const { restore, verify, newRoot } = restored.value;
-    const report: RunReport = {
-      result: 'ok',
-      reimageVersion: await reimageVersion(),
-      startedAt: startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
-      host: hostname(),
-      disk: plan.disk,
-      plan: { file: options.planPath, sha256: createHash('sha256').update(planText).digest('hex') },
-      image: {
-        path: plan.image.path,
-        sha256: plan.image.sha256,
-        compressedSizeBytes: captured.compressedSizeBytes,
-        format: write.format,
-        imageSizeBytes: write.imageSizeBytes,
-      },
-      stages: {
-        capture: captureReport,
-        write: writeReport,
-        restore: { durationMs: Date.now() - started, attempts: restored.attempts },
-      },
-      bytesWritten: write.bytesWritten,
-      bytesSkipped: write.bytesSkipped,
-      entriesCaptured: captured.capture.entries,
-      entriesRestored: restore.entriesRestored,
-      entriesVerified: verify.entriesChecked,
-      missingOptional: captured.capture.missingOptional,
-      warnings: [...log.warnings],
-      peakRssBytes: process.resourceUsage().maxRSS * 1024,
-      newPartitions,
-    };
 
-    // The logs, the journal and the report go into the new root while it is still mounted.
+    // Everything from here on happens to a disk that already holds the new image.
     try {
-      const logsDir = join(newRoot, plan.restore.logs);
-      await mkdir(logsDir, { recursive: true });
-      await writeFile(join(logsDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+      await runAfterHooks({ plan, newRoot, log, signal });
+
+      const { write, newPartitions } = written.value;
+      const report: RunReport = {
+        result: 'ok',
+        reimageVersion: await reimageVersion(),
+        startedAt: startedAt.toISOString(),
+        finishedAt: new Date().toISOString(),
+        host: hostname(),
+        disk: plan.disk,
+        plan: { file: options.planPath, sha256: createHash('sha256').update(planText).digest('hex') },
+        image: {
+          path: plan.image.path,
+          sha256: plan.image.sha256,
+          compressedSizeBytes: captured.compressedSizeBytes,
+          format: write.format,
+          imageSizeBytes: write.imageSizeBytes,
+        },
+        stages: {
+          capture: captureReport,
+          write: writeReport,
+          restore: { durationMs: Date.now() - started, attempts: restored.attempts },
+        },
+        bytesWritten: write.bytesWritten,
+        bytesSkipped: write.bytesSkipped,
+        entriesCaptured: captured.capture.entries,
+        entriesRestored: restore.entriesRestored,
+        entriesVerified: verify.entriesChecked,
+        missingOptional: captured.capture.missingOptional,
+        warnings: [...log.warnings],
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+        newPartitions,
+      };
+
+      // The logs, the journal and the report go into the new root while it is still mounted.
+      await writeLogs(
+        join(newRoot, plan.restore.logs),
+        report,
+        [log.file, journal.file, ...(options.extraLogFiles ?? [])],
+        log,
+      );
       log.info(`report and logs written to ${plan.restore.logs} in the new root`);
-      for (const file of [log.file, journal.file, ...(options.extraLogFiles ?? [])]) {
-        await copyFile(file, join(logsDir, basename(file))).catch((error: unknown) =>
-          log.warn(`could not copy ${file} into the new root: ${String(error)}`),
-        );
-      }
-    } catch (error) {
-      throw markTouched(error, 'REIMAGE_RUN_LOGS_FAILED', `Writing the logs into ${plan.restore.logs} failed`);
-    } finally {
       await unmountAll(mounts);
+      await runCommand('sync', []);
+      log.info(
+        `reimage complete in ${((Date.now() - startedAt.getTime()) / 1000).toFixed(1)} s; finish: ${plan.finish}`,
+      );
+      return report;
+    } catch (error) {
+      await unmountAll(mounts).catch((unmountError: unknown) => log.warn(`unmount failed: ${String(unmountError)}`));
+      throw markTouched(error, 'REIMAGE_RUN_FINISH_FAILED', 'Finishing the reimage failed');
     }
-    await runCommand('sync', []);
-    log.info(`reimage complete in ${((Date.now() - startedAt.getTime()) / 1000).toFixed(1)} s; finish: ${plan.finish}`);
-    return report;
   } finally {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) => log.warn(`cleanup failed: ${String(error)}`));
+    }
   }
 }

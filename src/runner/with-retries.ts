@@ -13,9 +13,10 @@ export function markTouched(error: unknown, code: string, what: string): Reimage
 
 /**
  * Runs a stage that changes the disk, up to `maxAttempts` times, journaling each attempt before
- * it acts. A refusal raised before the first byte changed (`targetTouched` false: target mounted,
- * too small) is not retried — retrying cannot change the answer — and keeps its untouched
- * status. Everything else is marked touched.
+ * it acts. With `refusalsAreFinal`, a refusal raised before the first byte ever changed
+ * (`targetTouched` false on the first attempt: target mounted, too small) is rethrown at once
+ * and stays untouched — retrying cannot change the answer. Once any attempt may have touched the
+ * disk, every later error is marked touched, whatever it says.
  */
 export async function withRetries<T>(o: {
   stage: StageName;
@@ -27,9 +28,9 @@ export async function withRetries<T>(o: {
   failureWhat: string;
   attempt: (attempt: number) => Promise<T>;
   afterFailure?: () => Promise<void>;
-  /** Rethrow an untouched refusal at once (the write stage: nothing changed yet, nothing will). */
   refusalsAreFinal?: boolean;
 }): Promise<{ value: T; attempts: number }> {
+  let touchedBefore = false;
   for (let attempt = 1; ; attempt += 1) {
     o.journal.record(o.stage, 'start', attempt);
     try {
@@ -39,7 +40,9 @@ export async function withRetries<T>(o: {
     } catch (error) {
       o.journal.record(o.stage, 'failed', attempt, isReimageError(error) ? error.code : String(error));
       await o.afterFailure?.();
-      if (o.refusalsAreFinal === true && isReimageError(error) && !error.targetTouched) throw error;
+      const refusal = isReimageError(error) && !error.targetTouched;
+      if (o.refusalsAreFinal === true && refusal && !touchedBefore) throw error;
+      touchedBefore = true;
       const marked = markTouched(error, o.failureCode, o.failureWhat);
       o.log.warn(`${o.stage} attempt ${attempt} of ${o.maxAttempts} failed: ${marked.code}: ${marked.message}`);
       if (attempt >= o.maxAttempts || o.signal?.aborted === true) throw marked;

@@ -4,6 +4,7 @@ import { describePartitions, type PartitionInfo, refreshPartitions, resolveParti
 import { type WriteSummary, writeImage } from '../image/index.ts';
 import type { Plan } from '../plan/index.ts';
 import type { CaptureStageResult } from './capture-stage.ts';
+import { markTouched } from './with-retries.ts';
 
 /**
  * Stage 2: stream the verified image onto the disk (only mapped ranges with a block map, read
@@ -33,16 +34,24 @@ export async function writeStage(o: {
   log.info(
     `wrote ${write.bytesWritten} bytes, skipped ${write.bytesSkipped} (${write.format} image of ${write.imageSizeBytes} bytes)`,
   );
-  await refreshPartitions(diskDevice);
-  for (const mount of plan.restore.mounts) {
-    await resolvePartition(diskDevice, mount.partition, { timeoutMs: 30_000, field: 'restore.mounts' });
+  // From here the new image is on the disk: any failure is a failure of a touched disk.
+  try {
+    await refreshPartitions(diskDevice);
+    for (const [index, mount] of plan.restore.mounts.entries()) {
+      await resolvePartition(diskDevice, mount.partition, {
+        timeoutMs: 30_000,
+        field: `restore.mounts[${index}].partition`,
+      });
+    }
+    const newPartitions = await describePartitions(diskDevice);
+    log.info('new partition table:');
+    for (const partition of newPartitions) {
+      log.info(
+        `  ${partition.device} ${partition.sizeBytes} bytes ${partition.fsType ?? '-'} label=${partition.label ?? '-'} uuid=${partition.uuid ?? '-'}`,
+      );
+    }
+    return { write, newPartitions };
+  } catch (error) {
+    throw markTouched(error, 'REIMAGE_RUN_WRITE_FAILED', 'After writing the image, the new partitions');
   }
-  const newPartitions = await describePartitions(diskDevice);
-  log.info('new partition table:');
-  for (const partition of newPartitions) {
-    log.info(
-      `  ${partition.device} ${partition.sizeBytes} bytes ${partition.fsType ?? '-'} label=${partition.label ?? '-'} uuid=${partition.uuid ?? '-'}`,
-    );
-  }
-  return { write, newPartitions };
 }

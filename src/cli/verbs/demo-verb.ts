@@ -77,17 +77,18 @@ async function demoInVm(context: VerbContext): Promise<number> {
   };
   context.log.info('booting the reimage initramfs in QEMU (serial console below)');
   const reimage = await bootReimageVm(workspace, initramfs.path, show, context.signal);
-  if (reimage.ending !== 'poweroff' && reimage.ending !== 'reboot') {
+  // A reboot is also how a refused run ends (into the old OS): only the runner's success counts.
+  if (!/reimage run exited with 0/.test(reimage.serialLog)) {
     throw new ReimageError(
       'REIMAGE_DEMO_VM_FAILED',
-      `The reimage VM ended by ${reimage.ending} instead of finishing the plan. See the serial log above.`,
+      `The reimage in the VM did not succeed (it ended by ${reimage.ending}). The serial log above says why.`,
       { evidence: { ending: reimage.ending } },
     );
   }
   context.log.info('booting the reimaged disk on its own (its own GRUB, no -kernel)');
   const boot = await bootDiskOnItsOwn(workspace, show, context.signal);
   const identity = boot.identity;
-  if (identity === undefined) {
+  if (identity === undefined || identity.osVersion !== workspace.fixtures.newOsVersion) {
     throw new ReimageError(
       'REIMAGE_DEMO_VM_FAILED',
       'The reimaged disk did not boot into the new OS. See the serial log above.',
@@ -119,7 +120,13 @@ async function demoInVm(context: VerbContext): Promise<number> {
       '',
     ].join('\n'),
   );
-  return same ? 0 : 5;
+  if (!same) {
+    throw new ReimageError(
+      'REIMAGE_DEMO_IDENTITY_MISMATCH',
+      'The new OS booted, but its identity differs from the old one (see the rows above). This is a bug in reimage: please report it with the serial log.',
+    );
+  }
+  return 0;
 }
 
 export const demoVerb: Verb = {

@@ -1,15 +1,13 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ReimageError } from '../../core/reimage-error.ts';
+import { INIT_CONSOLE_LOG } from '../../initramfs/init-script.ts';
 import { loadPlanFile } from '../../plan/index.ts';
-import { createRunLog, formatRunSummary, runPlan } from '../../runner/index.ts';
+import { createRunLog, formatRunSummary, RUN_SCRATCH_FILES, runPlan } from '../../runner/index.ts';
 import type { Verb } from '../verb.ts';
-
-/** Where the initramfs /init collects everything printed on the consoles. */
-const INITRAMFS_CONSOLE_LOG = '/run/reimage/console.log';
 
 const HELP = `reimage run --plan PLAN [--work-dir DIR] [--json]
 
@@ -58,6 +56,7 @@ export const runVerb: Verb = {
       );
     }
     const plan = await loadPlanFile(values.plan);
+    const ownWorkDir = values['work-dir'] === undefined;
     const workDir = values['work-dir'] ?? (await mkdtemp(join(tmpdir(), 'reimage-run-')));
     const log = createRunLog(join(workDir, 'reimage.log'));
     const progress = context.progressFor({ json: values.json });
@@ -69,7 +68,7 @@ export const runVerb: Verb = {
         log,
         onProgress: progress,
         signal: context.signal,
-        extraLogFiles: existsSync(INITRAMFS_CONSOLE_LOG) ? [INITRAMFS_CONSOLE_LOG] : [],
+        extraLogFiles: existsSync(INIT_CONSOLE_LOG) ? [INIT_CONSOLE_LOG] : [],
       });
       progress.done();
       context.stdout.write(`reimage run: done.\n${formatRunSummary(report).join('\n')}\n`);
@@ -78,6 +77,13 @@ export const runVerb: Verb = {
       progress.done();
       log.warn(`run failed: ${error instanceof Error ? error.message : String(error)}`);
       throw error;
+    } finally {
+      // The bundle holds private keys and the image copy is large: neither outlives the run in
+      // a work dir we made. The log and the journal stay for the operator.
+      if (ownWorkDir) {
+        for (const name of RUN_SCRATCH_FILES) await rm(join(workDir, name), { force: true });
+        context.log.info(`reimage run: log in ${log.file}`);
+      }
     }
   },
 };

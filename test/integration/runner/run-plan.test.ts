@@ -107,4 +107,23 @@ describe('reimage run on a disk image file (loop devices)', () => {
       assert.match(await readFile(join(kiosk, 'log/reimage.log'), 'utf8'), /stage 3\/3 restore/);
     });
   });
+
+  it('runs the after-hooks chrooted in the new root, and a failing hook is a failure of a changed disk (exit 4)', async () => {
+    const plan = await planWith('after-hooks', (text) =>
+      text.replace(/after: \[\]/, 'after:\n    - echo hooked > /etc/after-hook-ran\n    - exit 7'),
+    );
+    // The test before reimaged the disk: start again from the pristine old disk.
+    await runCommand('cp', ['--sparse=always', workspace.fixtures.oldDiskPath, workspace.diskPath]);
+    const workDir = join(workspace.dir, 'work-hooks');
+    const result = runReimage(['run', '--plan', plan, '--work-dir', workDir], { timeoutMs: 600_000 });
+    assert.equal(result.exitCode, 4, result.stderr);
+    assert.match(result.stderr, /REIMAGE_RUN_AFTER_HOOK_FAILED/);
+    assert.match(result.stderr, /restore\.after\[1\]/);
+    assert.match(result.stderr, /already started to change/);
+    const journal = (await readFile(join(workDir, 'journal.jsonl'), 'utf8')).trim().split('\n');
+    assert.ok(journal.some((line) => line.includes('"stage":"restore","event":"done"')));
+    await withMountedPartitions(workspace.diskPath, [2], async ([root = '']) => {
+      assert.equal(await readFile(join(root, 'etc/after-hook-ran'), 'utf8'), 'hooked\n');
+    });
+  });
 });

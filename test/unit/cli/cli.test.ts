@@ -41,6 +41,12 @@ describe('the reimage command', () => {
     assert.match(result.stderr, /unknown verb "frobnicate"/);
   });
 
+  it('rejects an unknown option with exit 2 and points at the help', () => {
+    const result = runReimage(['run', '--frobnicate']);
+    assert.equal(result.exitCode, 2);
+    assert.match(result.stderr, /reimage run: .*--frobnicate.*See "reimage run --help"/);
+  });
+
   it('validates the shipped example plan and explains it', () => {
     const result = runReimage(['plan', 'validate', 'examples/seed-kiosk.yaml']);
     assert.equal(result.exitCode, 0, result.stderr);

@@ -20,6 +20,11 @@ describe('exitCodeFor', () => {
     ],
     ['a read-back mismatch', new ReimageError('REIMAGE_WRITE_VERIFY_MISMATCH', 'x'), ExitCode.verifyMismatch],
     ['a plain Error (a bug)', new Error('boom'), ExitCode.internal],
+    [
+      'an unknown option (parseArgs)',
+      Object.assign(new TypeError('Unknown option'), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' }),
+      ExitCode.invalidInput,
+    ],
     ['an abort', Object.assign(new Error('aborted'), { name: 'AbortError' }), ExitCode.interrupted],
   ];
   for (const [name, error, expected] of table) {

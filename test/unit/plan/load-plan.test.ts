@@ -65,6 +65,21 @@ describe('parsePlan', () => {
       expected: 'restore.mounts[1].at: must be an absolute path',
     },
     {
+      name: 'a mount point that climbs out of the new root',
+      edit: (t) => t.replace('at: /kiosk', 'at: /../../tmp/x'),
+      expected: 'restore.mounts[1].at: must not contain "." or ".." components',
+    },
+    {
+      name: 'a logs directory that climbs out of the new root',
+      edit: (t) => t.replace('logs: /kiosk/log', 'logs: /kiosk/../../etc/cron.d'),
+      expected: 'restore.logs: must not contain',
+    },
+    {
+      name: 'a retained path with ..',
+      edit: (t) => t.replace('- /etc/machine-id', '- /etc/../x'),
+      expected: 'retain.paths[0]',
+    },
+    {
       name: 'an unknown key',
       edit: (t) => t.replace('  path: /rhel7.img.bz2', '  path: /rhel7.img.bz2\n  colour: blue'),
       expected: 'image.colour: unknown key (check its spelling against the plan reference in docs/plan.md)',
@@ -148,5 +163,16 @@ describe('formatFieldPath and describePlan', () => {
     assert.match(text, /Disk: \/dev\/sda will be overwritten/);
     assert.match(text, /Retain: 3 path\(s\) \(1 optional\)/);
     assert.match(text, /partition 6 \(\/dev\/sda6\) at \/kiosk/);
+  });
+});
+
+describe('examples/kiosk.retain', () => {
+  it('parses as a retention list', async () => {
+    const { parseRetainList } = await import('../../../src/retain/index.ts');
+    const file = new URL('../../../examples/kiosk.retain', import.meta.url);
+    const requests = parseRetainList(await readFile(file, 'utf8'), 'examples/kiosk.retain');
+    assert.equal(requests.length, 7);
+    assert.deepEqual(requests[0], { pattern: '/etc/machine-id', optional: false });
+    assert.equal(requests[3]?.optional, true);
   });
 });

@@ -89,4 +89,22 @@ describe('withRetries (the runner failure policy)', () => {
     );
     assert.equal(calls, 1);
   });
+
+  it('marks a refusal touched when an earlier attempt may already have changed the disk', async () => {
+    const { base } = setup('refusal-after-touch');
+    let calls = 0;
+    await assert.rejects(
+      withRetries({
+        ...base,
+        stage: 'write',
+        refusalsAreFinal: true,
+        attempt: async () => {
+          calls += 1;
+          if (calls === 1) throw new ReimageError('REIMAGE_TARGET_WRITE_FAILED', 'I/O error', { targetTouched: true });
+          throw new ReimageError('REIMAGE_TARGET_BUSY', 'busy');
+        },
+      }),
+      (error: unknown) => error instanceof ReimageError && error.targetTouched,
+    );
+  });
 });
