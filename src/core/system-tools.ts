@@ -20,13 +20,18 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
   { command: 'mkfs.ext4', debianPackage: 'e2fsprogs', why: 'ext4 filesystems' },
   { command: 'mkfs.xfs', debianPackage: 'xfsprogs', why: 'xfs filesystems' },
   { command: 'mkfs.vfat', debianPackage: 'dosfstools', why: 'vfat filesystems' },
-  { command: 'getfattr', debianPackage: 'attr', why: 'checking extended attributes' },
-  { command: 'getfacl', debianPackage: 'acl', why: 'checking POSIX ACLs' },
+  { command: 'getfattr', debianPackage: 'attr', why: 'extended attributes' },
+  { command: 'setfattr', debianPackage: 'attr', why: 'extended attributes' },
+  { command: 'getfacl', debianPackage: 'acl', why: 'POSIX ACLs' },
+  { command: 'setfacl', debianPackage: 'acl', why: 'POSIX ACLs' },
   { command: 'setcap', debianPackage: 'libcap2-bin', why: 'file capabilities' },
   { command: 'tar', debianPackage: 'tar', why: 'checking bundles with GNU tar' },
   { command: 'cpio', debianPackage: 'cpio', why: 'checking initramfs archives' },
   { command: 'busybox', debianPackage: 'busybox-static', why: 'the initramfs shell and tools' },
   { command: 'modprobe', debianPackage: 'kmod', why: 'kernel module dependencies' },
+  { command: 'modinfo', debianPackage: 'kmod', why: 'firmware that kernel modules name' },
+  { command: 'dpkg', debianPackage: 'dpkg', why: 'unpacking the Debian kernel package' },
+  { command: 'perl', debianPackage: 'perl-base', why: 'nanosecond file times on restore' },
   { command: 'depmod', debianPackage: 'kmod', why: 'kernel module indexes' },
   { command: 'qemu-system-x86_64', debianPackage: 'qemu-system-x86', why: 'booting the reimage in a VM' },
   { command: 'qemu-img', debianPackage: 'qemu-utils', why: 'VM disk images' },
@@ -45,6 +50,7 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
 /** Debian packages that are not tools on PATH but whose files are needed (GRUB's BIOS images). */
 export const SYSTEM_FILES: readonly { path: string; debianPackage: string; why: string }[] = [
   { path: '/usr/lib/grub/i386-pc/boot.img', debianPackage: 'grub-pc-bin', why: "GRUB's BIOS images" },
+  { path: '/bin/busybox', debianPackage: 'busybox-static', why: 'the static busybox the initramfs carries' },
 ];
 
 function onPath(command: string): boolean {

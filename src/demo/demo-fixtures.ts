@@ -6,11 +6,11 @@ import { cacheDir } from '../core/cache-dir.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
+import { ensureSystemPackages } from '../core/system-tools.ts';
 import { type DebianKernel, ensureDebianKernel } from './debian-kernel.ts';
 import { buildDemoInitrd, staticBusyboxPath } from './demo-initrd.ts';
 import { kioskDataPartition, newOsVersion, newRootPartition, oldOsVersion, oldRootPartition } from './demo-layout.ts';
 import { renderDemoPlan } from './demo-plan.ts';
-import { checkDemoTools } from './demo-tools.ts';
 import { buildNewOsImage } from './new-os-image.ts';
 import { buildOldDisk } from './old-disk.ts';
 
@@ -119,7 +119,7 @@ export async function ensureDemoFixtures(o: { log?: Logger; signal?: AbortSignal
         { evidence: { expected: 'uid 0', actual: `uid ${process.getuid?.() ?? 'unknown'}` } },
       );
     }
-    await checkDemoTools();
+    await ensureSystemPackages(log);
     const startedMs = Date.now();
     log.info(`building the demo disks into ${dir} (once; later runs reuse them)`);
     await buildInto(dir, kernel, log, o.signal);

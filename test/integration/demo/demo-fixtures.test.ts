@@ -12,7 +12,7 @@ import { parsePlan } from '../../../src/plan/index.ts';
 import { requireTools, withImageMounted } from './system-tools.ts';
 
 const tools = {
-  losetup: 'util-linux',
+  losetup: 'mount',
   partx: 'util-linux',
   blkid: 'util-linux',
   sfdisk: 'fdisk',
