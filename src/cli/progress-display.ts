@@ -1,4 +1,7 @@
+import { formatBytes } from '../core/format-bytes.ts';
 import type { Progress } from '../core/progress.ts';
+
+export { formatBytes };
 
 export type DisplayMode = 'bar' | 'lines' | 'json';
 
@@ -6,18 +9,6 @@ export interface ProgressDisplay {
   (progress: Progress): void;
   /** Prints the final state (always, whatever the throttle). */
   done(): void;
-}
-
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
 export function formatDuration(ms: number): string {

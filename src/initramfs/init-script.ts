@@ -1,3 +1,5 @@
+import { ExitCode } from '../cli/exit-codes.ts';
+
 /** What the generated /init needs to know; all of it is baked in at build time. */
 export interface InitScriptOptions {
   /** The plan's disk, e.g. /dev/vda: /init waits for it before running the plan. */
@@ -16,7 +18,7 @@ export interface InitScriptOptions {
 export const INIT_PLAN_PATH = '/etc/reimage/plan.yaml';
 export const INIT_CONSOLE_LOG = '/run/reimage/console.log';
 /** The runner's exit codes that promise the disk was not touched (src/cli/exit-codes.ts: 2 and 3). */
-export const UNTOUCHED_EXIT_CODES: readonly number[] = [2, 3];
+export const UNTOUCHED_EXIT_CODES: readonly number[] = [ExitCode.invalidInput, ExitCode.refusedUntouched];
 
 /** Quotes a value for a POSIX shell: single quotes, with each ' written as '\''. */
 export function shellQuote(value: string): string {

@@ -1,8 +1,5 @@
+import { formatBytes } from '../core/format-bytes.ts';
 import type { RunReport } from './run-plan.ts';
-
-function mib(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
@@ -12,8 +9,8 @@ function seconds(ms: number): string {
 export function formatRunSummary(report: RunReport): string[] {
   const rows: [string, string][] = [
     ['disk', report.disk],
-    ['image', `${report.image.path} (${report.image.format}, ${mib(report.image.imageSizeBytes)})`],
-    ['written / skipped', `${mib(report.bytesWritten)} / ${mib(report.bytesSkipped)}`],
+    ['image', `${report.image.path} (${report.image.format}, ${formatBytes(report.image.imageSizeBytes)})`],
+    ['written / skipped', `${formatBytes(report.bytesWritten)} / ${formatBytes(report.bytesSkipped)}`],
     [
       'retained entries',
       `${report.entriesCaptured} captured, ${report.entriesRestored} restored, ${report.entriesVerified} verified`,
@@ -21,7 +18,7 @@ export function formatRunSummary(report: RunReport): string[] {
     ['stage capture', `${seconds(report.stages.capture.durationMs)}`],
     ['stage write', `${seconds(report.stages.write.durationMs)} (${report.stages.write.attempts} attempt(s))`],
     ['stage restore', `${seconds(report.stages.restore.durationMs)} (${report.stages.restore.attempts} attempt(s))`],
-    ['peak memory', mib(report.peakRssBytes)],
+    ['peak memory', formatBytes(report.peakRssBytes)],
     ['warnings', String(report.warnings.length)],
   ];
   const width = Math.max(...rows.map(([name]) => name.length));

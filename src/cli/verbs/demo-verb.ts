@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { formatBytes } from '../../core/format-bytes.ts';
 import { ReimageError } from '../../core/reimage-error.ts';
 import { inspectBundle } from '../../retain/index.ts';
 import { formatRunSummary } from '../../runner/index.ts';
@@ -70,7 +71,7 @@ async function demoInVm(context: VerbContext): Promise<number> {
   const workspace = await prepareDemo(context.log, 'demo-vm');
   const initramfs = await buildDemoInitramfs(workspace, undefined, context.log, context.signal);
   context.log.info(
-    `initramfs: ${(initramfs.sizeBytes / 1024 / 1024).toFixed(1)} MiB, built in ${(initramfs.durationMs / 1000).toFixed(1)} s`,
+    `initramfs: ${formatBytes(initramfs.sizeBytes)}, built in ${(initramfs.durationMs / 1000).toFixed(1)} s`,
   );
   const show = (line: string): void => {
     context.stdout.write(`  | ${line}\n`);
@@ -115,7 +116,7 @@ async function demoInVm(context: VerbContext): Promise<number> {
       '',
       ...table(rows),
       '',
-      `reimage in VM: ${(reimage.durationMs / 1000).toFixed(1)} s; new OS boot: ${(boot.durationMs / 1000).toFixed(1)} s; initramfs ${(initramfs.sizeBytes / 1024 / 1024).toFixed(1)} MiB`,
+      `reimage in VM: ${(reimage.durationMs / 1000).toFixed(1)} s; new OS boot: ${(boot.durationMs / 1000).toFixed(1)} s; initramfs ${formatBytes(initramfs.sizeBytes)}`,
       same ? 'The new OS kept the old identity.' : 'The identity DIFFERS: see the rows above.',
       '',
     ].join('\n'),
