@@ -1,3 +1,8 @@
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { isReimageError, isSystemError } from '../core/reimage-error.ts';
+import { inspectTarget, joinUnder } from './safe-path.ts';
+
 /**
  * The account database of a root filesystem, read from ITS /etc/passwd and /etc/group — never
  * the host's (getpwnam would answer for the machine running reimage, not the one being restored).
@@ -42,4 +47,32 @@ export function parseAccountDb(passwdText: string, groupText: string): AccountDb
     groupIdByName: groups.byName,
     groupNameById: groups.byId,
   };
+}
+
+/**
+ * Reads a root's account database without following symlinks out of it: /etc/passwd as a
+ * symlink could point at the host's own file, whose ids mean nothing for the new root.
+ */
+export async function readRootAccounts(root: string): Promise<{ accounts: AccountDb; warnings: string[] }> {
+  const warnings: string[] = [];
+  const readSafely = async (name: string): Promise<string> => {
+    const path = joinUnder(root, ['etc', name]);
+    try {
+      await inspectTarget(root, ['etc', name]);
+      const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        return await handle.readFile('utf8');
+      } finally {
+        await handle.close();
+      }
+    } catch (e) {
+      warnings.push(
+        `cannot read /etc/${name} of the root (${isSystemError(e) || isReimageError(e) ? e.code : String(e)}); owners keep their numeric ids`,
+      );
+      return '';
+    }
+  };
+  const passwd = await readSafely('passwd');
+  const group = await readSafely('group');
+  return { accounts: passwd === '' && group === '' ? emptyAccountDb : parseAccountDb(passwd, group), warnings };
 }

@@ -19,8 +19,7 @@ import { silentLogger } from '../core/logger.ts';
 import type { OnProgress } from '../core/progress.ts';
 import { ignoreProgress, throttleProgress } from '../core/progress.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
-import type { AccountDb } from './account-db.ts';
-import { emptyAccountDb, parseAccountDb } from './account-db.ts';
+import { readRootAccounts } from './account-db.ts';
 import type { BundleManifest, EntryType, ManifestEntry } from './manifest.ts';
 import {
   archiveName,
@@ -171,20 +170,6 @@ async function expandPattern(
   return [...new Set(found)];
 }
 
-async function readAccounts(root: string): Promise<AccountDb> {
-  const readOrEmpty = async (path: string): Promise<string> => {
-    try {
-      return await readFile(joinUnder(root, ['etc', path]), 'utf8');
-    } catch (e) {
-      if (isSystemError(e) && e.code === 'ENOENT') return '';
-      throw e;
-    }
-  };
-  const passwd = await readOrEmpty('passwd');
-  const group = await readOrEmpty('group');
-  return passwd === '' && group === '' ? emptyAccountDb : parseAccountDb(passwd, group);
-}
-
 function entryType(stats: BigIntStats): EntryType | undefined {
   if (stats.isFile()) return 'file';
   if (stats.isDirectory()) return 'directory';
@@ -276,7 +261,8 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
   };
   for (const path of matched) await visit(path);
 
-  const accounts = await readAccounts(root);
+  // Read without following a planted /etc/passwd symlink out of the old root.
+  const { accounts } = await readRootAccounts(root);
   const sourceEntries: SourceEntry[] = [];
   const firstPathByInode = new Map<string, string>();
   let totalBytes = 0;

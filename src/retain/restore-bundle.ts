@@ -16,7 +16,7 @@ import {
   symlinkSync,
   writeSync,
 } from 'node:fs';
-import { lstat, open } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { listAttributesSync, removeAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 import type { Logger } from '../core/logger.ts';
@@ -25,15 +25,14 @@ import type { OnProgress } from '../core/progress.ts';
 import { ignoreProgress, throttleProgress } from '../core/progress.ts';
 import { isReimageError, isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
-import type { AccountDb } from './account-db.ts';
-import { emptyAccountDb, parseAccountDb } from './account-db.ts';
+import { emptyAccountDb, readRootAccounts } from './account-db.ts';
 import { setExactTimes } from './file-times.ts';
 import type { ManifestEntry } from './manifest.ts';
 import type { OwnerMode, OwnerPlan } from './owner-plan.ts';
 import { planOwners } from './owner-plan.ts';
 import { ACL_XATTR_NAMES, remapAcl } from './posix-acl.ts';
 import { checkBundle } from './read-bundle.ts';
-import { inspectTarget, inspectTargetSync, joinUnder, safeComponents } from './safe-path.ts';
+import { inspectTargetSync, joinUnder, safeComponents } from './safe-path.ts';
 import { createSha256 } from './sha256.ts';
 import type { TarMember } from './tar-reader.ts';
 import type { WindowReader } from './window-reader.ts';
@@ -62,34 +61,6 @@ export interface RestoreSummary {
 const CAPABILITY_XATTR = 'security.capability';
 /** Content is copied in chunks of at most this size, so a 1 GiB key store needs 1 MiB of buffer. */
 const CHUNK_BYTES = 1024 * 1024;
-
-/**
- * Reads a root's account database without following symlinks out of it: /etc/passwd as a
- * symlink could point at the host's own file, whose ids mean nothing for the new root.
- */
-export async function readRootAccounts(root: string): Promise<{ accounts: AccountDb; warnings: string[] }> {
-  const warnings: string[] = [];
-  const readSafely = async (name: string): Promise<string> => {
-    const path = joinUnder(root, ['etc', name]);
-    try {
-      await inspectTarget(root, ['etc', name]);
-      const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-      try {
-        return await handle.readFile('utf8');
-      } finally {
-        await handle.close();
-      }
-    } catch (e) {
-      warnings.push(
-        `cannot read /etc/${name} of the root (${isSystemError(e) || isReimageError(e) ? e.code : String(e)}); owners keep their numeric ids`,
-      );
-      return '';
-    }
-  };
-  const passwd = await readSafely('passwd');
-  const group = await readSafely('group');
-  return { accounts: passwd === '' && group === '' ? emptyAccountDb : parseAccountDb(passwd, group), warnings };
-}
 
 export function mappedXattrs(member: TarMember, plan: OwnerPlan): Map<string, Buffer> {
   const xattrs = new Map<string, Buffer>();

@@ -6,12 +6,12 @@ import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
 import { isReimageError, isSystemError } from '../core/reimage-error.ts';
-import { emptyAccountDb } from './account-db.ts';
+import { emptyAccountDb, readRootAccounts } from './account-db.ts';
 import type { EntryType, ManifestEntry } from './manifest.ts';
 import type { OwnerMode } from './owner-plan.ts';
 import { planOwners } from './owner-plan.ts';
 import { checkBundle } from './read-bundle.ts';
-import { mappedXattrs, readRootAccounts } from './restore-bundle.ts';
+import { mappedXattrs } from './restore-bundle.ts';
 import { inspectTargetSync, joinUnder, safeComponents } from './safe-path.ts';
 import { YIELD_EVERY, yieldToEventLoop } from './yield-to-event-loop.ts';
 
