@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { runCommand } from '../core/run-command.ts';
+import { sha256File } from '../image/sha256-file.ts';
 import type { DebianKernel } from './debian-kernel.ts';
 import { kioskCmdlineParameter } from './demo-initrd.ts';
 import {
@@ -29,12 +27,6 @@ export interface NewOsImage {
   readonly rawSha256: string;
   readonly rawSizeBytes: number;
   readonly machineId: string;
-}
-
-export async function sha256OfFile(path: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash, { signal });
-  return hash.digest('hex');
 }
 
 /** The kernel command line both demo OSes boot with, for a root and data partition by label. */
@@ -93,9 +85,16 @@ export async function buildNewOsImage(o: {
     const imagePath = join(o.outDir, 'new-os.img.zst');
     await runCommand('bmaptool', ['-q', 'create', '-o', bmapPath, rawPath], { signal: o.signal });
     await runCommand('zstd', ['-q', '-f', '-19', '-T0', rawPath, '-o', imagePath], { signal: o.signal });
-    const rawSha256 = await sha256OfFile(rawPath, o.signal);
+    const rawSha256 = await sha256File(rawPath, { signal: o.signal });
     const rawSizeBytes = (await stat(rawPath)).size;
-    return { imagePath, bmapPath, sha256: await sha256OfFile(imagePath, o.signal), rawSha256, rawSizeBytes, machineId };
+    return {
+      imagePath,
+      bmapPath,
+      sha256: await sha256File(imagePath, { signal: o.signal }),
+      rawSha256,
+      rawSizeBytes,
+      machineId,
+    };
   } finally {
     await rm(rawPath, { force: true });
     await rm(rootDir, { recursive: true, force: true });

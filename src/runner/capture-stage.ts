@@ -44,7 +44,7 @@ async function loadImageIntoRam(
     totalBytes = (await stat(source)).size;
   } catch (error) {
     throw new ReimageError(
-      'REIMAGE_IMAGE_NOT_FOUND',
+      'REIMAGE_IMAGE_UNREADABLE',
       `The image file ${source} cannot be read (${isSystemError(error) ? error.code : String(error)}). Check image.path and image.partition in the plan.`,
       { evidence: { path: source, field: 'image.path' }, cause: error },
     );
@@ -120,7 +120,7 @@ export async function captureStage(o: {
         await copyFile(join(imageMount.dir, plan.image.bmap), bmapPath);
       } catch (error) {
         throw new ReimageError(
-          'REIMAGE_BMAP_NOT_FOUND',
+          'REIMAGE_BMAP_UNREADABLE',
           `The block map ${plan.image.bmap} cannot be read. Check image.bmap in the plan.`,
           {
             evidence: { field: 'image.bmap', path: plan.image.bmap },
@@ -132,7 +132,7 @@ export async function captureStage(o: {
       const diskBytes = await diskSizeBytes(diskDevice);
       if (blockMap.imageSizeBytes > diskBytes) {
         throw new ReimageError(
-          'REIMAGE_IMAGE_TOO_LARGE',
+          'REIMAGE_TARGET_TOO_SMALL',
           `The image (${blockMap.imageSizeBytes} bytes) is larger than the disk ${plan.disk} (${diskBytes} bytes). Use an image made for this disk.`,
           { evidence: { path: plan.disk, expected: `at most ${diskBytes} bytes`, actual: blockMap.imageSizeBytes } },
         );

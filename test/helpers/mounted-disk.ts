@@ -1,12 +1,10 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { silentLogger } from '../../src/core/logger.ts';
 import { runCommand } from '../../src/core/run-command.ts';
 import { attachLoopDevice, mountReadOnly, resolvePartition } from '../../src/disk/index.ts';
+import { sha256File } from '../../src/image/sha256-file.ts';
 
 /** Runs `fn` with partitions of a disk image file mounted read-only (by number), then cleans up. */
 export async function withMountedPartitions<T>(
@@ -34,11 +32,7 @@ export async function withMountedPartitions<T>(
 }
 
 /** SHA-256 of a whole file (a disk image), to prove it is bit-for-bit unchanged. */
-export async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }), hash);
-  return hash.digest('hex');
-}
+export const sha256OfFile = (path: string): Promise<string> => sha256File(path);
 
 /**
  * getfattr/getfacl/getcap output for a tree, with the mount point removed and the per-file

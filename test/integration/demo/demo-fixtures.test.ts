@@ -7,7 +7,7 @@ import { runCommand } from '../../../src/core/run-command.ts';
 import { type DemoFixtures, ensureDemoFixtures } from '../../../src/demo/demo-fixtures.ts';
 import { kioskDataLabel, newRootLabel, oldRootLabel } from '../../../src/demo/demo-layout.ts';
 import { hasGrubBootSector } from '../../../src/demo/grub-bios.ts';
-import { sha256OfFile } from '../../../src/demo/new-os-image.ts';
+import { sha256File } from '../../../src/image/sha256-file.ts';
 import { parsePlan } from '../../../src/plan/index.ts';
 import { requireTools, withImageMounted } from './system-tools.ts';
 
@@ -60,7 +60,7 @@ describe('demo fixtures', () => {
     assert.ok(plan);
     assert.equal(plan.disk, fixtures.oldDiskPath);
     assert.equal(plan.image.sha256, fixtures.newImageSha256);
-    assert.equal(await sha256OfFile(fixtures.newImagePath), fixtures.newImageSha256);
+    assert.equal(await sha256File(fixtures.newImagePath), fixtures.newImageSha256);
   });
 
   it('makes an old disk with GRUB, the original layout and labels', async () => {
@@ -125,7 +125,7 @@ describe('demo fixtures', () => {
         await readFile(join(root, 'etc/kiosk/b/settings.conf'), 'utf8'),
       );
 
-      assert.equal(await sha256OfFile(join(root, 'new-os.img.zst')), fixtures.newImageSha256);
+      assert.equal(await sha256File(join(root, 'new-os.img.zst')), fixtures.newImageSha256);
       assert.deepEqual(await readFile(join(root, 'new-os.img.bmap')), await readFile(fixtures.newImageBmapPath));
       for (const file of ['boot/vmlinuz', 'boot/initrd.img', 'boot/grub/grub.cfg', 'sbin/init', 'bin/busybox']) {
         await stat(join(root, file));
@@ -137,7 +137,7 @@ describe('demo fixtures', () => {
   it('makes a smaller new image with its own GRUB, root, data partition and account database', async () => {
     const rawPath = join(scratch, 'new-os.img');
     await runCommand('zstd', ['-q', '-d', '-f', fixtures.newImagePath, '-o', rawPath]);
-    assert.equal(await sha256OfFile(rawPath), fixtures.newImageRawSha256);
+    assert.equal(await sha256File(rawPath), fixtures.newImageRawSha256);
     assert.equal((await stat(rawPath)).size, fixtures.newImageRawSizeBytes);
     assert.ok(fixtures.newImageRawSizeBytes < (await stat(fixtures.oldDiskPath)).size);
     const bmap = await readFile(fixtures.newImageBmapPath, 'utf8');
