@@ -62,7 +62,6 @@ const builderSources = [
   'demo-layout.ts',
   'demo-plan.ts',
   'demo-root.ts',
-  'demo-tools.ts',
   'disk-image.ts',
   'grub-bios.ts',
   'identity-report.ts',
