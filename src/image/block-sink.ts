@@ -12,6 +12,8 @@ export const BLOCK_BYTES = 4 * 1024 * 1024;
 export const BLOCKS_IN_FLIGHT = 4;
 /** Zero runs at least this long go to the kernel (fallocate); shorter ones are written. */
 export const MIN_KERNEL_ZERO_RUN_BYTES = 1024 * 1024;
+/** Kernel zeroing requests (one tool process each) running at once. */
+export const KERNEL_ZERO_OPS_IN_FLIGHT = 2;
 /** With buffered writes, flush after this many bytes so the dirty page cache stays small. */
 export const BUFFERED_FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 
@@ -65,6 +67,7 @@ export class BlockSink {
   #kernelZeroing = true;
   #bufferedSinceFlush = 0;
   #touched = false;
+  readonly #kernelZeroOps = new Set<Promise<void>>();
   /** Granules of the current block found zero in push and never copied in (their bytes are stale). */
   readonly #knownZero = new Uint8Array(BLOCK_BYTES / ZERO_GRANULE_BYTES);
 
@@ -322,23 +325,43 @@ export class BlockSink {
     // Runs start on granule boundaries; a device zeroes whole 4 KiB units only (an image tail
     // may end mid-sector), so the kernel gets the aligned part and the rest is written.
     const kernelBytes = Math.floor((endBytes - startBytes) / 4096) * 4096;
-    let writeFromBytes = startBytes;
     if (this.#kernelZeroing && kernelBytes >= MIN_KERNEL_ZERO_RUN_BYTES) {
       this.#markTouched();
-      const zeroed = await zeroRange(this.#o.target, startBytes, kernelBytes, this.#o.signal);
-      if (zeroed) {
-        this.counters.bytesZeroed += kernelBytes;
-        this.counters.bytesSkipped += kernelBytes;
-        writeFromBytes = startBytes + kernelBytes;
-      } else {
-        // Not supported here (filesystem, device or a missing tool): stop asking, write zeros.
-        this.#kernelZeroing = false;
-      }
+      // The zeroing runs beside the decoding instead of stalling it: its range is disjoint from
+      // every data write, so order does not matter. Only a few tool processes at a time.
+      while (this.#kernelZeroOps.size >= KERNEL_ZERO_OPS_IN_FLIGHT) await Promise.race(this.#kernelZeroOps);
+      const op = this.#zeroByKernel(startBytes, endBytes, kernelBytes).finally(() => {
+        this.#kernelZeroOps.delete(op);
+      });
+      this.#kernelZeroOps.add(op);
+      this.#track(op);
+      return;
     }
-    for (let at = writeFromBytes; at < endBytes; at += BLOCK_BYTES) {
+    this.#track(this.#writeZeros(startBytes, endBytes));
+  }
+
+  /** Asks the kernel to zero the run; writes what it did not zero (all of it if it said no). */
+  async #zeroByKernel(startBytes: number, endBytes: number, kernelBytes: number): Promise<void> {
+    const zeroed = await zeroRange(this.#o.target, startBytes, kernelBytes, this.#o.signal);
+    if (zeroed) {
+      this.counters.bytesZeroed += kernelBytes;
+      this.counters.bytesSkipped += kernelBytes;
+      await this.#writeZeros(startBytes + kernelBytes, endBytes);
+      return;
+    }
+    // Not supported here (filesystem, device or a missing tool): stop asking, write zeros.
+    this.#kernelZeroing = false;
+    await this.#writeZeros(startBytes, endBytes);
+  }
+
+  /** Writes zeros from the shared zero block, several writes at once. */
+  async #writeZeros(startBytes: number, endBytes: number): Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (let at = startBytes; at < endBytes; at += BLOCK_BYTES) {
       const pieceEnd = Math.min(endBytes, at + BLOCK_BYTES);
-      this.#track(this.#write(this.#zeros.subarray(0, pieceEnd - at), at));
+      writes.push(this.#write(this.#zeros.subarray(0, pieceEnd - at), at));
     }
+    await Promise.all(writes);
   }
 
   #markTouched(): void {
