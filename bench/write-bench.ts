@@ -18,9 +18,13 @@ interface Row {
   readonly note?: string;
 }
 
-function timed(command: string, args: readonly string[]): { seconds: number; stdout: string } {
+function timed(
+  command: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { seconds: number; stdout: string } {
   const startedMs = performance.now();
-  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 16 * MIB });
+  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 16 * MIB, env });
   const seconds = (performance.now() - startedMs) / 1000;
   if (result.status !== 0) {
     throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
@@ -43,8 +47,8 @@ function ensureTarget(sizeBytes: number): string {
   return path;
 }
 
-function ours(what: string, args: readonly string[]): Row {
-  const { seconds, stdout } = timed(NODE, [WRITE_ONCE, ...args]);
+function ours(what: string, args: readonly string[], env?: NodeJS.ProcessEnv): Row {
+  const { seconds, stdout } = timed(NODE, [WRITE_ONCE, ...args], env);
   const summary = JSON.parse(stdout) as {
     peakRssBytes: number;
     bytesWritten: number;
@@ -85,6 +89,12 @@ export async function runWriteBench(): Promise<string> {
     rows.push(ours('reimage write .xz', [image.xzPath, loop]));
     rows.push(ours('reimage write .zst', [image.zstPath, loop]));
     rows.push(ours('reimage write .zst + bmap', [image.zstPath, loop, image.bmapPath]));
+    rows.push(
+      ours('reimage write .zst + bmap, no compile cache', [image.zstPath, loop, image.bmapPath], {
+        ...process.env,
+        REIMAGE_BENCH_COMPILE_CACHE: '0',
+      }),
+    );
     rows.push({
       what: 'bmaptool copy .zst + bmap',
       ...timed('bmaptool', ['-q', 'copy', '--bmap', image.bmapPath, image.zstPath, loop]),
