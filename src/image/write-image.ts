@@ -371,12 +371,20 @@ async function findAlignedOffset(
 
 async function closeTarget(opened: OpenedTarget): Promise<void> {
   const handles = new Set([opened.handle, opened.bufferedHandle]);
+  let syncError: unknown;
   for (const handle of handles) {
     if (handle.fd === -1) continue;
-    // fsync on a block device also flushes the device's write cache.
-    await handle.sync();
-    await handle.close();
+    // fsync on a block device also flushes the device's write cache. Close whatever happens:
+    // a leaked exclusive descriptor would keep the device busy (and a loop device attached).
+    try {
+      await handle.sync();
+    } catch (error) {
+      syncError ??= error;
+    } finally {
+      await handle.close();
+    }
   }
+  if (syncError !== undefined) throw syncError;
 }
 
 interface StreamResult {
