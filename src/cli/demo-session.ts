@@ -11,7 +11,7 @@ import { type DemoFixtures, ensureDemoFixtures } from '../demo/demo-fixtures.ts'
 import { withPlanDisk } from '../demo/demo-plan.ts';
 import { attachLoopDevice, mountReadOnly, resolvePartition } from '../disk/index.ts';
 import { loadPlanFile } from '../plan/index.ts';
-import { createRunLog, type RunReport, runPlan } from '../runner/index.ts';
+import { createRunLog, RUN_SCRATCH_FILES, type RunReport, runPlan } from '../runner/index.ts';
 
 export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -52,13 +52,18 @@ export async function runDemoOnLoopDevices(
   workspace: DemoWorkspace,
   onProgress: OnProgress,
   signal: AbortSignal,
-): Promise<{ report: RunReport; newOsRelease: Record<string, string>; logFile: string }> {
+): Promise<{ report: RunReport; newOsRelease: Record<string, string>; logFile: string; bundlePath: string }> {
   const planPath = await writeDemoPlan(workspace, workspace.diskPath, join(workspace.dir, 'plan.yaml'));
   const plan = await loadPlanFile(planPath);
   const workDir = join(workspace.dir, 'work');
   const log = createRunLog(join(workDir, 'reimage.log'));
   const report = await runPlan({ plan, planPath, workDir, log, onProgress, signal });
-  return { report, newOsRelease: await readOsRelease(workspace.diskPath, log), logFile: log.file };
+  return {
+    report,
+    newOsRelease: await readOsRelease(workspace.diskPath, log),
+    logFile: log.file,
+    bundlePath: join(workDir, RUN_SCRATCH_FILES[2]),
+  };
 }
 
 /** /etc/os-release of the disk's new root, read through a read-only mount. */

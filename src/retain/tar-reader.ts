@@ -1,25 +1,16 @@
 import { ReimageError } from '../core/reimage-error.ts';
 import { decodePaxRecords } from './pax-records.ts';
 import { BLOCK_BYTES, decodeUstarHeader, isZeroBlock, paddedSize } from './tar-header.ts';
-import { parsePaxTime } from './tar-writer.ts';
+import { parsePaxTime, type TarMemberSpec } from './tar-writer.ts';
 import type { WindowReader } from './window-reader.ts';
 import { createWindowReader } from './window-reader.ts';
 
-/** A member as read back: pax values applied over the ustar header. */
-export interface TarMember {
-  readonly name: string;
+/**
+ * A member as read back: pax values applied over the ustar header. The same fields as a
+ * member written (any type flag, since the archive is untrusted), plus where it sits.
+ */
+export interface TarMember extends Omit<TarMemberSpec, 'typeFlag'> {
   readonly typeFlag: string;
-  readonly mode: number;
-  readonly uid: number;
-  readonly gid: number;
-  readonly userName: string;
-  readonly groupName: string;
-  readonly sizeBytes: number;
-  readonly mtimeNs: bigint;
-  readonly linkName: string;
-  readonly devMajor: number;
-  readonly devMinor: number;
-  readonly xattrs: ReadonlyMap<string, Buffer>;
   /** Where the member's content starts in the archive file. */
   readonly dataOffsetBytes: number;
   readonly headerOffsetBytes: number;

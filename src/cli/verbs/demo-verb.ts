@@ -38,9 +38,9 @@ async function demoOnLoopDevices(context: VerbContext): Promise<number> {
   context.log.info('demo: preparing the demo disks (built once, then cached)');
   const workspace = await prepareDemo(context.log, 'demo');
   const progress = context.progressFor({ json: false });
-  const { report, newOsRelease, logFile } = await runDemoOnLoopDevices(workspace, progress, context.signal);
+  const { report, newOsRelease, logFile, bundlePath } = await runDemoOnLoopDevices(workspace, progress, context.signal);
   progress.done();
-  const manifest = await inspectBundle(`${workspace.dir}/work/retain.tar`);
+  const manifest = await inspectBundle(bundlePath);
   const out: string[] = [
     '',
     `Reimaged ${workspace.diskPath}`,
