@@ -1,8 +1,10 @@
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { deviceNumbers } from '../core/device-number.ts';
 import type { Logger } from '../core/logger.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
+import { refreshPartitions } from './partitions.ts';
 
 /** What we need to know about a write target before touching it. */
 export interface TargetInfo {
@@ -63,7 +65,8 @@ export async function inspectTarget(path: string): Promise<TargetInfo> {
     );
   }
   if (stats.isBlockDevice()) {
-    const deviceNumber = `${Math.floor(stats.rdev / 256) & 0xfff}:${(stats.rdev & 0xff) | ((stats.rdev >> 12) & 0xfff00)}`;
+    const { major, minor } = deviceNumbers(stats.rdev);
+    const deviceNumber = `${major}:${minor}`;
     const sizeBytes = await blockDeviceSizeBytes(deviceNumber);
     const lbs =
       (await sysfsText(`/sys/dev/block/${deviceNumber}/queue/logical_block_size`)) ??
@@ -206,18 +209,18 @@ export async function zeroRange(
 }
 
 /**
- * Asks the kernel to re-read a disk's partition table after a write. This machine's own kernel
- * parses no tables (see FACTS.md), so "no partitions appeared" is not a failure; an error is
- * logged, not thrown, because the image is already written and verified by then.
+ * After a whole disk was written, makes the kernel see its new partition table. Uses the one
+ * mechanism the runner relies on too (disk/partitions.ts refreshPartitions: BLKRRPART, and
+ * BLKPG through partx where the kernel parses no tables). Best effort: the image is already
+ * written and verified, so a failure is a warning; a partition as target needs nothing.
  */
 export async function rereadPartitionTable(target: TargetInfo, log: Logger): Promise<void> {
   if (target.kind !== 'block-device') return;
   if ((await sysfsText(`/sys/dev/block/${target.deviceNumber ?? ''}/partition`)) !== undefined) return;
-  const result = await runCommand('blockdev', ['--rereadpt', target.realPath], { allowFailure: true }).catch(
-    (e: unknown) => ({ exitCode: 127, stderr: e instanceof Error ? e.message : String(e) }),
-  );
-  if (result.exitCode !== 0) {
-    log.warn(`could not re-read the partition table of ${target.path}: ${result.stderr.trim()}`);
+  try {
+    await refreshPartitions(target.realPath);
+  } catch (e) {
+    log.warn(`could not re-read the partition table of ${target.path}: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 

@@ -144,4 +144,4 @@ function toolDecoder(format: ImageFormat, imagePath: string, command: string, ar
  * without sending zeros) and `blockdev` (partition table re-read). Without the last two the write
  * still succeeds, only slower or with a warning.
  */
-export const WRITER_TOOLS: readonly string[] = [...DECODER_TOOLS, 'fallocate', 'blockdev'];
+export const WRITER_TOOLS: readonly string[] = [...DECODER_TOOLS, 'fallocate', 'blockdev', 'partx'];

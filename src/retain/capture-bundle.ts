@@ -20,6 +20,7 @@ import type { OnProgress } from '../core/progress.ts';
 import { ignoreProgress, throttleProgress } from '../core/progress.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { readRootAccounts } from './account-db.ts';
+import { devicePair, entryTypeOf } from './entry-type-of.ts';
 import type { BundleManifest, EntryType, ManifestEntry } from './manifest.ts';
 import {
   archiveName,
@@ -170,24 +171,6 @@ async function expandPattern(
   return [...new Set(found)];
 }
 
-function entryType(stats: BigIntStats): EntryType | undefined {
-  if (stats.isFile()) return 'file';
-  if (stats.isDirectory()) return 'directory';
-  if (stats.isSymbolicLink()) return 'symlink';
-  if (stats.isFIFO()) return 'fifo';
-  if (stats.isCharacterDevice()) return 'char-device';
-  if (stats.isBlockDevice()) return 'block-device';
-  return undefined;
-}
-
-/** Linux's encoding of dev_t (glibc's gnu_dev_major / gnu_dev_minor). */
-function deviceNumbers(rdev: bigint): { devMajor: number; devMinor: number } {
-  return {
-    devMajor: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
-    devMinor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
-  };
-}
-
 function readXattrs(path: string): Map<string, Buffer> {
   const xattrs = new Map<string, Buffer>();
   for (const name of listAttributesSync(path).sort()) {
@@ -272,7 +255,8 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
     if (visited % YIELD_EVERY === 0) await yieldToEventLoop(signal);
     const stats = statsByPath.get(path);
     if (stats === undefined) continue;
-    const type = entryType(stats);
+    const kind = entryTypeOf(stats);
+    const type = kind === 'socket' || kind === 'unknown' ? undefined : kind;
     if (type === undefined) {
       const reason = stats.isSocket()
         ? 'socket (recreated by its service, cannot be retained)'
@@ -311,7 +295,7 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
     }
     const sizeBytes = finalType === 'file' ? Number(stats.size) : 0;
     totalBytes += sizeBytes;
-    const devices = finalType === 'char-device' || finalType === 'block-device' ? deviceNumbers(stats.rdev) : {};
+    const devices = finalType === 'char-device' || finalType === 'block-device' ? devicePair(stats.rdev) : {};
     sourceEntries.push({
       sourcePath,
       xattrs,

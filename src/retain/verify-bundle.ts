@@ -5,9 +5,11 @@ import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
+import { deviceNumbers } from '../core/device-number.ts';
 import { isReimageError, isSystemError } from '../core/reimage-error.ts';
 import { emptyAccountDb, readRootAccounts } from './account-db.ts';
-import type { EntryType, ManifestEntry } from './manifest.ts';
+import { entryTypeOf } from './entry-type-of.ts';
+import type { ManifestEntry } from './manifest.ts';
 import type { OwnerMode } from './owner-plan.ts';
 import { planOwners } from './owner-plan.ts';
 import { checkBundle } from './read-bundle.ts';
@@ -35,16 +37,6 @@ export interface VerifySummary {
   readonly ok: boolean;
   readonly entriesChecked: number;
   readonly differences: Difference[];
-}
-
-function typeOf(stats: BigIntStats): EntryType | 'socket' | 'unknown' {
-  if (stats.isFile()) return 'file';
-  if (stats.isDirectory()) return 'directory';
-  if (stats.isSymbolicLink()) return 'symlink';
-  if (stats.isFIFO()) return 'fifo';
-  if (stats.isCharacterDevice()) return 'char-device';
-  if (stats.isBlockDevice()) return 'block-device';
-  return stats.isSocket() ? 'socket' : 'unknown';
 }
 
 const octal = (mode: number): string => mode.toString(8).padStart(4, '0');
@@ -105,7 +97,7 @@ export async function verifyBundle(options: VerifyOptions): Promise<VerifySummar
       continue;
     }
     inodes.set(entry.path, stats.ino);
-    const actualType = typeOf(stats);
+    const actualType = entryTypeOf(stats);
     if (entry.type === 'hardlink') {
       const targetIno = inodes.get(entry.linkTarget ?? '');
       if (actualType === 'directory' || targetIno !== stats.ino) {
@@ -163,9 +155,7 @@ function checkMetadata(
     differ('size', entry.sizeBytes, Number(stats.size));
   if (stats.mtimeNs.toString() !== entry.mtimeNs) differ('mtime', entry.mtimeNs, stats.mtimeNs.toString());
   if (entry.type === 'char-device' || entry.type === 'block-device') {
-    const rdev = stats.rdev;
-    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    const { major, minor } = deviceNumbers(stats.rdev);
     if (major !== entry.devMajor || minor !== entry.devMinor)
       differ('device', `${entry.devMajor},${entry.devMinor}`, `${major},${minor}`);
   }

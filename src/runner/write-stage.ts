@@ -1,6 +1,6 @@
 import type { Logger } from '../core/logger.ts';
 import type { OnProgress } from '../core/progress.ts';
-import { describePartitions, type PartitionInfo, refreshPartitions, resolvePartition } from '../disk/index.ts';
+import { describePartitions, type PartitionInfo, resolvePartition } from '../disk/index.ts';
 import { type WriteSummary, writeImage } from '../image/index.ts';
 import type { Plan } from '../plan/index.ts';
 import type { CaptureStageResult } from './capture-stage.ts';
@@ -36,7 +36,7 @@ export async function writeStage(o: {
   );
   // From here the new image is on the disk: any failure is a failure of a touched disk.
   try {
-    await refreshPartitions(diskDevice);
+    // The writer has re-read the table (disk/block-device.ts); the partitions may take a moment.
     for (const [index, mount] of plan.restore.mounts.entries()) {
       await resolvePartition(diskDevice, mount.partition, {
         timeoutMs: 30_000,
