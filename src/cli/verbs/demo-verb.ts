@@ -36,7 +36,7 @@ function table(rows: readonly (readonly [string, string, string])[]): string[] {
 // The demo's modules (fixture builders, QEMU, the initramfs builder) load only when the demo
 // runs, so the other verbs — `run` inside the initramfs above all — start quickly.
 async function demoOnLoopDevices(context: VerbContext): Promise<number> {
-  const { prepareDemo, runDemoOnLoopDevices } = await import('../demo-session.ts');
+  const { prepareDemo, runDemoOnLoopDevices } = await import('../../demo/demo-session.ts');
   context.log.info('demo: preparing the demo disks (built once, then cached)');
   const workspace = await prepareDemo(context.log, 'demo');
   const progress = context.progressFor({ json: false });
@@ -67,8 +67,8 @@ async function demoOnLoopDevices(context: VerbContext): Promise<number> {
 }
 
 async function demoInVm(context: VerbContext): Promise<number> {
-  const { prepareDemo } = await import('../demo-session.ts');
-  const { bootDiskOnItsOwn, bootReimageVm, buildDemoInitramfs } = await import('../demo-vm-session.ts');
+  const { prepareDemo } = await import('../../demo/demo-session.ts');
+  const { bootDiskOnItsOwn, bootReimageVm, buildDemoInitramfs } = await import('../../demo/demo-vm-session.ts');
   context.log.info('demo --vm: preparing the demo disks (built once, then cached)');
   const workspace = await prepareDemo(context.log, 'demo-vm');
   const initramfs = await buildDemoInitramfs(workspace, undefined, context.log, context.signal);

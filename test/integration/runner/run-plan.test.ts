@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../../src/cli/demo-session.ts';
 import { silentLogger } from '../../../src/core/logger.ts';
 import { runCommand } from '../../../src/core/run-command.ts';
+import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../../src/demo/demo-session.ts';
 import { aclDump, capabilityDump, sha256OfFile, withMountedPartitions, xattrDump } from '../../helpers/mounted-disk.ts';
 import { runReimage } from '../../helpers/run-cli.ts';
 
