@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { type CommandSpec, helpText, parseCommandLine, usageLine } from '../../../src/cli/command-line.ts';
 import { VERBS } from '../../../src/cli/verbs/index.ts';
 import { ReimageError } from '../../../src/core/reimage-error.ts';
+import { REPO_ROOT } from '../../helpers/run-cli.ts';
 
 const spec: CommandSpec = {
   command: 'thing do',
@@ -123,6 +125,18 @@ describe('every command of reimage', () => {
         } catch (e) {
           assert.ok(e instanceof ReimageError && e.code === 'REIMAGE_CLI_FILE_NOT_FOUND', `${example}: ${String(e)}`);
         }
+      }
+    }
+  });
+});
+
+describe('the README', () => {
+  it("shows each command's usage exactly as the parser makes it", () => {
+    const readme = readFileSync(`${REPO_ROOT}/README.md`, 'utf8');
+    for (const verb of VERBS) {
+      for (const command of verb.commands) {
+        const row = `| \`${usageLine(command.spec).replaceAll('|', '\\|')}\` |`;
+        assert.ok(readme.includes(row), `README.md verb table lacks ${row}`);
       }
     }
   });
