@@ -59,40 +59,39 @@ const EXIT_WORDS: Record<number, string> = {
 };
 
 /**
- * Prints what went wrong, in one format for every verb, and always ends with what is known of
- * the target: the error's own knowledge, or "untouched" for a command that never writes one.
- * A stack trace only for what reimage did not foresee (a bug), with how to report it.
+ * What to print for a failure, in one format for every verb, always ending with what is known
+ * of the target: the error's own knowledge, or "untouched" for a command that never writes
+ * one. A stack trace only for what reimage did not foresee (a bug), with how to report it.
  */
-function reportError(o: {
+export function formatFailure(o: {
   error: unknown;
   exitCode: number;
   command: string;
   changesTarget: boolean;
   signalName: string | undefined;
-}): void {
+}): string[] {
   const { error, exitCode, command } = o;
-  const out = (line: string): void => {
-    process.stderr.write(`${line}\n`);
-  };
+  const lines: string[] = [];
   if (o.signalName !== undefined) {
-    out(`reimage ${command}: interrupted by ${o.signalName}.`);
+    lines.push(`reimage ${command}: interrupted by ${o.signalName}.`);
   } else if (isReimageError(error) && error.code === 'REIMAGE_CLI_USAGE') {
-    out(`reimage ${error.message}.`);
+    lines.push(`reimage ${error.message}.`);
     const usageText = error.evidence.usage;
-    if (typeof usageText === 'string') out(`Usage: ${usageText}`);
-    out(`See "reimage help ${String(error.evidence.command ?? command)}".`);
+    if (typeof usageText === 'string') lines.push(`Usage: ${usageText}`);
+    lines.push(`See "reimage help ${String(error.evidence.command ?? command)}".`);
   } else if (isReimageError(error)) {
-    out(`reimage: error ${error.code}: ${error.message}`);
-    for (const line of formatEvidence(error.evidence)) out(`  ${line}`);
-    if (error.cause instanceof Error) out(`  cause: ${error.cause.message}`);
+    lines.push(`reimage: error ${error.code}: ${error.message}`);
+    for (const line of formatEvidence(error.evidence)) lines.push(`  ${line}`);
+    if (error.cause instanceof Error) lines.push(`  cause: ${error.cause.message}`);
   } else {
-    out(
+    lines.push(
       `reimage ${command}: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
     );
-    out(REPORT_BUGS);
+    lines.push(REPORT_BUGS);
   }
   const state: TargetState = o.changesTarget ? (isReimageError(error) ? error.targetState : 'unknown') : 'untouched';
-  out(`reimage: ${EXIT_WORDS[exitCode] ?? 'error'}; ${STATE_WORDS[state]}. (exit ${exitCode})`);
+  lines.push(`reimage: ${EXIT_WORDS[exitCode] ?? 'error'}; ${STATE_WORDS[state]}. (exit ${exitCode})`);
+  return lines;
 }
 
 function verbNamed(name: string | undefined): Verb | undefined {
@@ -170,13 +169,14 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     // A signal decides the exit code whatever the verb made of the abort; the target's state
     // still comes from the error (the writer knows whether it had started).
     const exitCode = signalName === undefined ? exitCodeFor(error) : ExitCode.interrupted;
-    reportError({
+    const lines = formatFailure({
       error,
       exitCode,
       command: found?.command.spec.command ?? verb.name,
       changesTarget: found?.command.spec.changesTarget ?? false,
       signalName,
     });
+    process.stderr.write(`${lines.join('\n')}\n`);
     return exitCode;
   } finally {
     process.off('SIGINT', onSignal);
