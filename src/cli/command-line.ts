@@ -18,6 +18,8 @@ export interface OptionSpec {
   readonly choices?: readonly string[];
   /** A path the operator names that must already exist (checked after the syntax). */
   readonly mustExist?: boolean;
+  /** What is wrong with a value (`takes a whole number of bytes`), or undefined if it is fine. */
+  readonly check?: (value: string) => string | undefined;
 }
 
 export interface PositionalSpec {
@@ -137,6 +139,8 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Pa
     if (option.choices !== undefined && !option.choices.includes(value)) {
       throw usageError(spec, `--${name} must be ${option.choices.join(' or ')}, not "${value}"`);
     }
+    const complaint = option.check?.(value);
+    if (complaint !== undefined) throw usageError(spec, `--${name} ${complaint}, not "${value}"`);
     values.set(name, value);
   }
   for (const option of spec.options) {

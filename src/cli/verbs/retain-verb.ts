@@ -35,7 +35,8 @@ A missing required path fails before anything is written.`,
   positionals: [],
   options: [
     { name: 'root', value: 'DIR', help: 'the old root', required: true, mustExist: true },
-    { name: 'list', value: 'FILE', help: 'the retention list', required: true, mustExist: true },
+    // Not mustExist: the verb reads it and says REIMAGE_RETAIN_LIST_UNREADABLE (exit 2 too) for any failure.
+    { name: 'list', value: 'FILE', help: 'the retention list', required: true },
     { name: 'out', value: 'BUNDLE', help: 'the bundle to write', required: true },
     { name: 'json', help: 'progress and the summary as JSON lines' },
   ],

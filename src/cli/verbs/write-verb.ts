@@ -1,5 +1,5 @@
 import { writeImage } from '../../image/index.ts';
-import { type CommandSpec, type ParsedArguments, usageError } from '../command-line.ts';
+import type { CommandSpec, ParsedArguments } from '../command-line.ts';
 import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
 const spec: CommandSpec = {
@@ -34,20 +34,14 @@ mounted, IMAGE unreadable, unknown format, digest mismatch. Exit codes: docs/exi
       name: 'image-size',
       value: 'BYTES',
       help: 'the decoded size, if known: spares bzip2 and gzip images the counting pass\nthat proves TARGET is large enough before it is touched',
+      check: (text) =>
+        /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? undefined : 'takes a whole number of bytes',
     },
     { name: 'json', help: 'progress and the summary as JSON lines' },
   ],
   examples: ['reimage write debian.img.zst /dev/sdb --sha256 9f86d0...  --bmap debian.bmap --verify'],
   changesTarget: true,
 };
-
-function parseSize(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
-    throw usageError(spec, `--image-size takes a whole number of bytes, not "${text}"`);
-  }
-  return Number(text);
-}
 
 async function run(context: VerbContext, args: ParsedArguments): Promise<number> {
   const imagePath = args.required('IMAGE');
@@ -58,7 +52,8 @@ async function run(context: VerbContext, args: ParsedArguments): Promise<number>
     verify: args.flag('verify'),
     json: args.flag('json'),
   };
-  const imageSizeBytes = parseSize(args.value('image-size'));
+  const sizeText = args.value('image-size');
+  const imageSizeBytes = sizeText === undefined ? undefined : Number(sizeText);
   const progress = context.progressFor({ json: values.json });
   try {
     const summary = await writeImage({

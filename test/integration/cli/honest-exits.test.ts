@@ -34,11 +34,6 @@ describe('honest exits of the reimage command', () => {
       '--modules',
     ],
     [
-      'retain capture --list',
-      ['retain', 'capture', '--root', dir, '--list', MISSING, '--out', join(dir, 'b.tar')],
-      '--list',
-    ],
-    [
       'retain capture --root',
       ['retain', 'capture', '--root', MISSING, '--list', file, '--out', join(dir, 'b.tar')],
       '--root',
@@ -51,6 +46,17 @@ describe('honest exits of the reimage command', () => {
     ['write --bmap', ['write', file, file, '--bmap', MISSING], '--bmap'],
     ['run --plan', ['run', '--plan', MISSING], '--plan'],
   ];
+  it('retain capture --list: a missing list is invalid input (exit 2), named, untouched, no stack', () => {
+    const result = runReimage(['retain', 'capture', '--root', dir, '--list', MISSING, '--out', join(dir, 'b.tar')]);
+    assert.equal(result.exitCode, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(`REIMAGE_RETAIN_LIST_UNREADABLE: Cannot read the retention list ${MISSING}`),
+    );
+    assert.match(result.stderr, /the target is untouched: nothing was changed\. \(exit 2\)\n$/);
+    assert.doesNotMatch(result.stderr, STACK_FRAME);
+  });
+
   for (const [name, argv, shown] of missingFileCases) {
     it(`${name}: a missing file is invalid input (exit 2), named, untouched, no stack`, () => {
       const result = runReimage(argv);
@@ -74,6 +80,11 @@ describe('honest exits of the reimage command', () => {
     ],
     [['initramfs', 'list'], 'initramfs list: FILE is missing', 'reimage initramfs list FILE'],
     [['demo', 'extra'], 'demo: unexpected argument "extra"', 'reimage demo [--vm]'],
+    [
+      ['write', '/x', '/y', '--image-size', '12k'],
+      'write: --image-size takes a whole number of bytes, not "12k"',
+      'reimage write',
+    ],
   ];
   for (const [argv, message, usage] of usageCases) {
     it(`${argv.join(' ')}: "${message}" with that command's usage only`, () => {
