@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { ReimageError } from '../core/reimage-error.ts';
 
 /**
@@ -7,6 +7,9 @@ import { ReimageError } from '../core/reimage-error.ts';
  * from that declaration, so they cannot disagree. Every mistake is reported in one format,
  * `<command>: <what is wrong>`, with the usage of that command only (REIMAGE_CLI_USAGE, exit 2).
  */
+/** `file`: anything but a directory (a regular file, a block device); `directory`: a directory. */
+export type PathKind = 'file' | 'directory';
+
 export interface OptionSpec {
   /** Without the dashes: `plan` for `--plan`. */
   readonly name: string;
@@ -16,8 +19,8 @@ export interface OptionSpec {
   readonly required?: boolean;
   /** The only values accepted (`--owners by-name|by-id`). */
   readonly choices?: readonly string[];
-  /** A path the operator names that must already exist (checked after the syntax). */
-  readonly mustExist?: boolean;
+  /** A path the operator names that must already exist, and be of this kind (checked after the syntax). */
+  readonly mustExist?: PathKind;
   /** What is wrong with a value (`takes a whole number of bytes`), or undefined if it is fine. */
   readonly check?: (value: string) => string | undefined;
 }
@@ -26,7 +29,7 @@ export interface PositionalSpec {
   /** Upper case, as usage shows it: `IMAGE`, `TARGET`. */
   readonly name: string;
   readonly help: string;
-  readonly mustExist?: boolean;
+  readonly mustExist?: PathKind;
 }
 
 export interface CommandSpec {
@@ -88,6 +91,15 @@ export function helpText(spec: CommandSpec): string {
     'Example:',
     ...spec.examples.map((example) => `  ${example}`),
   ].join('\n');
+}
+
+/** Why `path` is not a `kind` the command can use, or undefined when it is. */
+function pathProblem(path: string, kind: PathKind): string | undefined {
+  const stats = statSync(path, { throwIfNoEntry: false });
+  if (stats === undefined) return 'does not exist';
+  if (kind === 'directory' && !stats.isDirectory()) return 'is not a directory';
+  if (kind === 'file' && stats.isDirectory()) return 'is a directory, not a file';
+  return undefined;
 }
 
 export function usageError(spec: CommandSpec, what: string): ReimageError {
@@ -157,15 +169,17 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Pa
     throw usageError(spec, `unexpected argument "${positionals[spec.positionals.length]}"`);
   }
   const mustExist = [
-    ...spec.positionals.filter((p) => p.mustExist === true).map((p) => ({ key: p.name, shown: p.name })),
-    ...spec.options.filter((o) => o.mustExist === true).map((o) => ({ key: o.name, shown: `--${o.name}` })),
+    ...spec.positionals.map((p) => ({ key: p.name, shown: p.name, kind: p.mustExist })),
+    ...spec.options.map((o) => ({ key: o.name, shown: `--${o.name}`, kind: o.mustExist })),
   ];
-  for (const { key, shown } of mustExist) {
+  for (const { key, shown, kind } of mustExist) {
     const path = values.get(key);
-    if (path !== undefined && !existsSync(path)) {
+    if (path === undefined || kind === undefined) continue;
+    const problem = pathProblem(path, kind);
+    if (problem !== undefined) {
       throw new ReimageError(
         'REIMAGE_CLI_FILE_NOT_FOUND',
-        `${spec.command}: ${shown} "${path}" does not exist. Check the path.`,
+        `${spec.command}: ${shown} "${path}" ${problem}. Check the path.`,
         {
           evidence: { command: spec.command, path },
         },

@@ -30,7 +30,8 @@ export const ERROR_CODES = {
   REIMAGE_CLI_FILE_NOT_FOUND: {
     exitClass: 'invalidInput',
     retryable: false,
-    meaning: 'a file or directory named on the command line does not exist',
+    meaning:
+      'a path named on the command line does not exist, or is a directory where a file is needed (or the reverse)',
   },
 
   // Plans.

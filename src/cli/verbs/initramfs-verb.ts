@@ -24,12 +24,12 @@ disk and finish are baked in: no kernel command-line parameters are needed. The 
 the same bytes.`,
   positionals: [],
   options: [
-    { name: 'plan', value: 'PLAN', help: 'the plan file', required: true, mustExist: true },
+    { name: 'plan', value: 'PLAN', help: 'the plan file', required: true, mustExist: 'file' },
     {
       name: 'modules',
       value: 'DIR',
       help: "the target kernel's lib/modules/<version> directory\n(default: /lib/modules/$(uname -r), the running kernel's)",
-      mustExist: true,
+      mustExist: 'directory',
     },
     { name: 'out', value: 'FILE', help: 'where to write the initramfs', required: true },
     { name: 'list', help: 'print what is inside, part by part and file by file, with sizes' },
@@ -52,7 +52,7 @@ const listSpec: CommandSpec = {
   command: 'initramfs list',
   summary: 'list the paths, modes and sizes in an initramfs',
   description: 'Prints the paths, modes and sizes in an initramfs (zstd, gzip or plain newc).',
-  positionals: [{ name: 'FILE', help: 'the initramfs', mustExist: true }],
+  positionals: [{ name: 'FILE', help: 'the initramfs', mustExist: 'file' }],
   options: [],
   examples: ['reimage initramfs list /boot/reimage-initrd.img'],
   changesTarget: false,

@@ -10,7 +10,7 @@ which disk, which image, which paths are retained, which mounts make the new lay
 Exits 0 for a valid plan (warning about what is valid but surely not meant, such as an
 all-zero placeholder digest); 2 for an invalid one, naming each offending field (and the line
 and column for YAML syntax errors). Nothing is touched. The plan reference is docs/plan.md.`,
-  positionals: [{ name: 'FILE', help: 'the plan file', mustExist: true }],
+  positionals: [{ name: 'FILE', help: 'the plan file', mustExist: 'file' }],
   options: [{ name: 'json', help: 'the result as one JSON line' }],
   examples: ['reimage plan validate examples/seed-kiosk.yaml'],
   changesTarget: false,

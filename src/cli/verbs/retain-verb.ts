@@ -34,7 +34,7 @@ a leading "?" marks a path optional) from the old root DIR into BUNDLE (mode 060
 A missing required path fails before anything is written.`,
   positionals: [],
   options: [
-    { name: 'root', value: 'DIR', help: 'the old root', required: true, mustExist: true },
+    { name: 'root', value: 'DIR', help: 'the old root', required: true, mustExist: 'directory' },
     // Not mustExist: the verb reads it and says REIMAGE_RETAIN_LIST_UNREADABLE (exit 2 too) for any failure.
     { name: 'list', value: 'FILE', help: 'the retention list', required: true },
     { name: 'out', value: 'BUNDLE', help: 'the bundle to write', required: true },
@@ -52,8 +52,8 @@ const restoreSpec: CommandSpec = {
 restore checks the whole bundle, then writes it into the new root DIR.`,
   positionals: [],
   options: [
-    { name: 'root', value: 'DIR', help: 'the new root', required: true, mustExist: true },
-    { name: 'bundle', value: 'BUNDLE', help: 'the bundle', required: true, mustExist: true },
+    { name: 'root', value: 'DIR', help: 'the new root', required: true, mustExist: 'directory' },
+    { name: 'bundle', value: 'BUNDLE', help: 'the bundle', required: true, mustExist: 'file' },
     ownersOption,
     { name: 'json', help: 'progress and the summary as JSON lines' },
   ],
@@ -70,8 +70,8 @@ verify re-reads every retained entry under DIR and compares it with the bundle; 
 if everything matches, 5 otherwise, listing each difference. It changes nothing.`,
   positionals: [],
   options: [
-    { name: 'root', value: 'DIR', help: 'the root to check', required: true, mustExist: true },
-    { name: 'bundle', value: 'BUNDLE', help: 'the bundle', required: true, mustExist: true },
+    { name: 'root', value: 'DIR', help: 'the root to check', required: true, mustExist: 'directory' },
+    { name: 'bundle', value: 'BUNDLE', help: 'the bundle', required: true, mustExist: 'file' },
     ownersOption,
     { name: 'json', help: 'the differences and the summary as JSON' },
   ],
@@ -87,7 +87,7 @@ const inspectSpec: CommandSpec = {
 inspect lists what a bundle holds, like ls -l, owners as name(id).`,
   positionals: [],
   options: [
-    { name: 'bundle', value: 'BUNDLE', help: 'the bundle', required: true, mustExist: true },
+    { name: 'bundle', value: 'BUNDLE', help: 'the bundle', required: true, mustExist: 'file' },
     { name: 'json', help: 'the manifest as JSON' },
   ],
   examples: ['reimage retain inspect --bundle /run/retain.tar'],

@@ -27,7 +27,7 @@ what failed. When the run ends, successful or not, the copy of the image and the
 (it holds private keys) are deleted from the work dir; the log and the journal stay.`,
   positionals: [],
   options: [
-    { name: 'plan', value: 'PLAN', help: 'the plan file (see docs/plan.md)', required: true, mustExist: true },
+    { name: 'plan', value: 'PLAN', help: 'the plan file (see docs/plan.md)', required: true, mustExist: 'file' },
     {
       name: 'work-dir',
       value: 'DIR',

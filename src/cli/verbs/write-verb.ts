@@ -14,8 +14,8 @@ Without --sha256 the image is written unverified, and reimage says so.
 Refuses, with TARGET untouched: TARGET smaller than the image, TARGET or one of its partitions
 mounted, IMAGE unreadable, unknown format, digest mismatch. Exit codes: docs/exit-codes.md.`,
   positionals: [
-    { name: 'IMAGE', help: 'the image file', mustExist: true },
-    { name: 'TARGET', help: 'the disk (block device) or disk image file to write onto', mustExist: true },
+    { name: 'IMAGE', help: 'the image file', mustExist: 'file' },
+    { name: 'TARGET', help: 'the disk (block device) or disk image file to write onto', mustExist: 'file' },
   ],
   options: [
     {
@@ -27,7 +27,7 @@ mounted, IMAGE unreadable, unknown format, digest mismatch. Exit codes: docs/exi
       name: 'bmap',
       value: 'FILE',
       help: 'a block map from "bmaptool create": only mapped ranges are written, and each\nrange\'s checksum from the map is checked as it is written.',
-      mustExist: true,
+      mustExist: 'file',
     },
     { name: 'verify', help: 'read back what was written (the mapped ranges with --bmap) and compare' },
     {

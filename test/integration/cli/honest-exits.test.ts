@@ -115,6 +115,27 @@ describe('honest exits of the reimage command', () => {
     assert.equal(runReimage(['help', 'retain', 'frob']).exitCode, 2);
   });
 
+  const wrongKindCases: [string[], string][] = [
+    [['initramfs', 'list', '/'], 'initramfs list: FILE "/" is a directory, not a file'],
+    [['plan', 'validate', '/'], 'plan validate: FILE "/" is a directory, not a file'],
+    [['retain', 'inspect', '--bundle', '/'], 'retain inspect: --bundle "/" is a directory, not a file'],
+    [
+      ['retain', 'verify', '--root', '/etc/hostname', '--bundle', '/etc/hostname'],
+      'retain verify: --root "/etc/hostname" is not a directory',
+    ],
+  ];
+  for (const [argv, message] of wrongKindCases) {
+    it(`${argv.join(' ')}: a directory for a file (or the reverse) is invalid input, no stack`, () => {
+      const result = runReimage(argv);
+      assert.equal(result.exitCode, 2, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(`REIMAGE_CLI_FILE_NOT_FOUND: ${message.replaceAll('"', '"')}\\. Check the path\\.`),
+      );
+      assert.doesNotMatch(result.stderr, STACK_FRAME);
+    });
+  }
+
   it('gives a damaged initramfs to initramfs list as a refusal, not a stack trace', async () => {
     const bad = join(dir, 'bad.img');
     await writeFile(bad, Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3]));
