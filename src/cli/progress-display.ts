@@ -24,7 +24,7 @@ function amount(progress: Progress, value: number): string {
 
 /** The words of one progress update: done/total, percentage, rate, ETA and any counters. */
 export function describeProgress(progress: Progress, elapsedMs: number): string {
-  const parts = [progress.phase];
+  const parts: string[] = [progress.phase];
   const rate = elapsedMs > 0 ? (progress.done * 1000) / elapsedMs : 0;
   if (progress.total !== undefined && progress.total > 0) {
     const percent = Math.min(100, (progress.done / progress.total) * 100);
@@ -37,7 +37,7 @@ export function describeProgress(progress: Progress, elapsedMs: number): string 
     parts.push(`ETA ${formatDuration(((progress.total - progress.done) / rate) * 1000)}`);
   }
   for (const [name, value] of Object.entries(progress.counters ?? {})) {
-    parts.push(`${name} ${name.endsWith('Bytes') ? formatBytes(value) : value}`);
+    parts.push(`${name} ${/^bytes|Bytes$/.test(name) ? formatBytes(value) : value}`);
   }
   return parts.join('  ');
 }

@@ -1,43 +1,77 @@
+import { ERROR_CODES, type ErrorCode } from './error-codes.ts';
+
 /**
  * The one error type of reimage. Callers branch on `code`, never on message text.
  *
- * `code` is stable (`REIMAGE_<AREA>_<WHAT>`); `message` says what was wrong and what to do;
- * `evidence` carries the facts (file, field, path, expected vs actual); `targetTouched` says
- * whether the disk (or target file) had already started to change when the error happened —
- * the exit code tells an operator that first of all (see src/cli/exit-codes.ts).
+ * `code` is one of the registered codes (src/core/error-codes.ts: an unregistered one fails
+ * tsc); `message` says what was wrong and what to do; `evidence` carries the facts (file, field,
+ * path, expected vs actual); `targetState` says what the error's thrower knows of the target (the
+ * disk, or the root being restored into): untouched, changed, or unknown. The exit code and the
+ * last line the CLI prints tell an operator that first of all (src/core/exit-codes.ts).
  */
 export type Evidence = Readonly<Record<string, string | number | boolean | readonly string[] | undefined>>;
+
+/** What is known of the target when an error happens. `unknown` is never a lie. */
+export type TargetState = 'untouched' | 'changed' | 'unknown';
 
 export interface ReimageErrorOptions {
   readonly evidence?: Evidence;
   readonly cause?: unknown;
-  /** True once any byte of the target disk may have changed. Default false. */
+  /** True once any byte of the target may have changed: the same as `targetState: 'changed'`. */
   readonly targetTouched?: boolean;
+  /** What the thrower knows of the target; wins over `targetTouched`. */
+  readonly targetState?: TargetState;
+}
+
+/**
+ * When the thrower says nothing: an error of a class that promises "untouched" (invalid input,
+ * a refusal) is untouched, as it always was; for the others the thrower could not know.
+ */
+function defaultTargetState(code: ErrorCode): TargetState {
+  const { exitClass } = ERROR_CODES[code];
+  return exitClass === 'invalidInput' || exitClass === 'refusedUntouched' ? 'untouched' : 'unknown';
 }
 
 export class ReimageError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly evidence: Evidence;
-  readonly targetTouched: boolean;
+  readonly targetState: TargetState;
 
-  constructor(code: string, message: string, options: ReimageErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: ReimageErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ReimageError';
     this.code = code;
     this.evidence = options.evidence ?? {};
-    this.targetTouched = options.targetTouched ?? false;
+    this.targetState =
+      options.targetState ??
+      (options.targetTouched === true
+        ? 'changed'
+        : options.targetTouched === false
+          ? 'untouched'
+          : defaultTargetState(code));
+  }
+
+  /** False only when the target is known to be untouched: anything else may have changed it. */
+  get targetTouched(): boolean {
+    return this.targetState !== 'untouched';
+  }
+
+  /** Transient (worth another attempt with the same input) or fatal, from the registry. */
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
+
+  /** The same error with another target state (evidence, cause and stack kept). */
+  withTargetState(targetState: TargetState): ReimageError {
+    if (this.targetState === targetState) return this;
+    const copy = new ReimageError(this.code, this.message, { evidence: this.evidence, cause: this.cause, targetState });
+    copy.stack = this.stack;
+    return copy;
   }
 
   /** The same error, marked as having happened after the target started to change. */
   withTargetTouched(): ReimageError {
-    if (this.targetTouched) return this;
-    const copy = new ReimageError(this.code, this.message, {
-      evidence: this.evidence,
-      cause: this.cause,
-      targetTouched: true,
-    });
-    copy.stack = this.stack;
-    return copy;
+    return this.withTargetState('changed');
   }
 }
 

@@ -99,7 +99,7 @@ export async function ensureSystemPackages(log: Logger): Promise<void> {
   const canInstall = process.getuid?.() === 0 && onPath('apt-get');
   if (!canInstall) {
     throw new ReimageError(
-      'REIMAGE_TOOLS_MISSING',
+      'REIMAGE_TOOL_MISSING',
       `Missing system packages: ${names.join(' ')}. Install them (as root: apt-get install ${names.join(' ')}) and try again.`,
       { evidence: { packages: names, why: missing.map((entry) => `${entry.debianPackage} (${entry.why})`) } },
     );
@@ -111,7 +111,7 @@ export async function ensureSystemPackages(log: Logger): Promise<void> {
   const still = missingSystemPackages();
   if (still.length > 0) {
     throw new ReimageError(
-      'REIMAGE_TOOLS_MISSING',
+      'REIMAGE_TOOL_MISSING',
       `apt-get could not provide: ${still.map((e) => e.debianPackage).join(' ')}.`,
       {
         evidence: { packages: still.map((entry) => entry.debianPackage) },

@@ -148,7 +148,7 @@ export async function runVm(options: RunVmOptions): Promise<VmResult> {
       if (error.code === 'ENOENT') {
         finish(
           new ReimageError(
-            'REIMAGE_VM_QEMU_MISSING',
+            'REIMAGE_TOOL_MISSING',
             `${QEMU_BINARY} is not installed. Install the Debian package qemu-system-x86 and try again.`,
             { evidence: { command: QEMU_BINARY }, cause: error },
           ),

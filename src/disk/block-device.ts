@@ -1,6 +1,7 @@
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { deviceNumbers } from '../core/device-number.ts';
+import type { ErrorCode } from '../core/error-codes.ts';
 import type { Logger } from '../core/logger.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
@@ -20,7 +21,7 @@ export interface TargetInfo {
   readonly deviceNumber: string | undefined;
 }
 
-function targetError(code: string, message: string, path: string, cause?: unknown): ReimageError {
+function targetError(code: ErrorCode, message: string, path: string, cause?: unknown): ReimageError {
   return new ReimageError(code, message, { evidence: { path }, cause });
 }
 

@@ -425,7 +425,7 @@ async function streamImage(s: {
   const progress = throttleProgress(s.onProgress);
   const report = (final: boolean): void => {
     const p = {
-      phase: 'write',
+      phase: 'write' as const,
       done: sink.counters.imageBytes,
       total: s.size.maxBytes,
       unit: 'bytes' as const,

@@ -193,7 +193,7 @@ async function resolveTool(name: string): Promise<string> {
     }
   }
   throw new ReimageError(
-    'REIMAGE_INITRAMFS_TOOL_MISSING',
+    'REIMAGE_TOOL_MISSING',
     `The tool "${name}" that the runner needs is not installed on this machine, so it cannot be put in the initramfs. Install it (for example with apt-get) and build again.`,
     { evidence: { path: name } },
   );

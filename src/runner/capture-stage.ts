@@ -56,12 +56,12 @@ async function loadImageIntoRam(
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);
       sizeBytes += chunk.length;
-      report({ phase: 'load image into RAM', done: sizeBytes, total: totalBytes });
+      report({ phase: 'load image into RAM', done: sizeBytes, total: totalBytes, unit: 'bytes' });
       callback(null, chunk);
     },
   });
   await pipeline(createReadStream(source), meter, createWriteStream(destination, { mode: 0o600 }), { signal });
-  flush({ phase: 'load image into RAM', done: sizeBytes, total: totalBytes });
+  flush({ phase: 'load image into RAM', done: sizeBytes, total: totalBytes, unit: 'bytes' });
   return { sha256: hash.digest('hex'), sizeBytes };
 }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
+import { isAbortError } from '../core/exit-codes.ts';
 import { ignoreProgress, type OnProgress } from '../core/progress.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
@@ -137,6 +138,13 @@ export async function runPlan(options: RunPlanOptions): Promise<RunReport> {
       journal.record('capture', 'failed', 1, isReimageError(error) ? error.code : String(error));
       // Capture only reads: whatever went wrong, the disk is as it was, and /init must reboot
       // into the old OS (exit 3), not halt as it would for an unexplained error (exit 1).
+      if (signal?.aborted === true || isAbortError(error)) {
+        throw new ReimageError('REIMAGE_RUN_INTERRUPTED', 'The capture stage was interrupted; nothing was written.', {
+          evidence: { stage: 'capture' },
+          cause: error,
+          targetState: 'untouched',
+        });
+      }
       if (isReimageError(error)) throw error;
       throw new ReimageError(
         'REIMAGE_RUN_CAPTURE_FAILED',

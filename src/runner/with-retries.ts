@@ -1,9 +1,11 @@
+import type { ErrorCode } from '../core/error-codes.ts';
+import { isAbortError } from '../core/exit-codes.ts';
 import type { Logger } from '../core/logger.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import type { Journal, StageName } from './journal.ts';
 
 /** Marks anything thrown after the disk started to change, so the exit code says so. */
-export function markTouched(error: unknown, code: string, what: string): ReimageError {
+export function markTouched(error: unknown, code: ErrorCode, what: string): ReimageError {
   if (isReimageError(error)) return error.withTargetTouched();
   return new ReimageError(code, `${what}: ${error instanceof Error ? error.message : String(error)}`, {
     cause: error,
@@ -12,11 +14,39 @@ export function markTouched(error: unknown, code: string, what: string): Reimage
 }
 
 /**
+ * The error for a stage stopped by a signal: it keeps the stage's own interrupt error (the
+ * writer's REIMAGE_WRITE_ABORTED knows whether it touched the target), and otherwise says the
+ * run was interrupted, with what the runner knows of the disk.
+ */
+function interrupted(error: unknown, stage: StageName, touchedBefore: boolean): ReimageError {
+  if (isReimageError(error) && error.code === 'REIMAGE_WRITE_ABORTED') {
+    return touchedBefore ? error.withTargetTouched() : error;
+  }
+  return new ReimageError('REIMAGE_RUN_INTERRUPTED', `The ${stage} stage was interrupted.`, {
+    evidence: { stage },
+    cause: error,
+    // The write and restore stages change the disk as soon as they start; an interrupt that
+    // does not say otherwise may have come after their first byte.
+    targetState: touchedBefore ? 'changed' : isReimageError(error) ? error.targetState : 'unknown',
+  });
+}
+
+/** A function, not an inline test: TypeScript would keep the first check's narrowing for later ones. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+/**
  * Runs a stage that changes the disk, up to `maxAttempts` times, journaling each attempt before
- * it acts. With `refusalsAreFinal`, a refusal raised before the first byte ever changed
- * (`targetTouched` false on the first attempt: target mounted, too small) is rethrown at once
- * and stays untouched — retrying cannot change the answer. Once any attempt may have touched the
- * disk, every later error is marked touched, whatever it says.
+ * it acts. The policy, in order:
+ * - an abort (Ctrl-C, SIGTERM, the caller's signal) stops at once: no further attempt starts;
+ * - with `refusalsAreFinal`, a refusal raised before the first byte ever changed
+ *   (`targetTouched` false on the first attempt: target mounted, too small) is rethrown at once
+ *   and stays untouched — retrying cannot change the answer;
+ * - a fatal error (`retryable` false in src/core/error-codes.ts: a wrong digest, a failed
+ *   after-hook) is not retried either: the same input would fail the same way;
+ * - anything else (transient errors, and errors that are not ours) is retried.
+ * Once any attempt may have touched the disk, every later error is marked touched, whatever it says.
  */
 export async function withRetries<T>(o: {
   stage: StageName;
@@ -24,7 +54,7 @@ export async function withRetries<T>(o: {
   journal: Journal;
   log: Logger;
   signal: AbortSignal | undefined;
-  failureCode: string;
+  failureCode: ErrorCode;
   failureWhat: string;
   attempt: (attempt: number) => Promise<T>;
   afterFailure?: () => Promise<void>;
@@ -32,6 +62,9 @@ export async function withRetries<T>(o: {
 }): Promise<{ value: T; attempts: number }> {
   let touchedBefore = false;
   for (let attempt = 1; ; attempt += 1) {
+    // Later attempts need no check here: the catch below stops the loop on an abort.
+    if (attempt === 1 && o.signal !== undefined && isAborted(o.signal))
+      throw interrupted(o.signal.reason, o.stage, false);
     o.journal.record(o.stage, 'start', attempt);
     try {
       const value = await o.attempt(attempt);
@@ -40,12 +73,17 @@ export async function withRetries<T>(o: {
     } catch (error) {
       o.journal.record(o.stage, 'failed', attempt, isReimageError(error) ? error.code : String(error));
       await o.afterFailure?.();
+      if (isAborted(o.signal) || isAbortError(error)) throw interrupted(error, o.stage, touchedBefore);
       const refusal = isReimageError(error) && !error.targetTouched;
       if (o.refusalsAreFinal === true && refusal && !touchedBefore) throw error;
       touchedBefore = true;
       const marked = markTouched(error, o.failureCode, o.failureWhat);
       o.log.warn(`${o.stage} attempt ${attempt} of ${o.maxAttempts} failed: ${marked.code}: ${marked.message}`);
-      if (attempt >= o.maxAttempts || o.signal?.aborted === true) throw marked;
+      if (!marked.retryable) {
+        o.log.warn(`${o.stage}: ${marked.code} is not transient; not trying again`);
+        throw marked;
+      }
+      if (attempt >= o.maxAttempts) throw marked;
     }
   }
 }

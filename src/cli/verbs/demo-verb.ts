@@ -1,13 +1,14 @@
-import { parseArgs } from 'node:util';
 import { formatBytes } from '../../core/format-bytes.ts';
 import { ReimageError } from '../../core/reimage-error.ts';
 import { inspectBundle } from '../../retain/index.ts';
 import { formatRunSummary } from '../../runner/index.ts';
-import type { Verb, VerbContext } from '../verb.ts';
+import type { CommandSpec } from '../command-line.ts';
+import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
-const HELP = `reimage demo [--vm]
-
-Reimages a small demo machine end to end. The first run builds, once, a bootable "old OS" disk
+const spec: CommandSpec = {
+  command: 'demo',
+  summary: 'reimage a built-in demo machine end to end (--vm: under QEMU, then boot it)',
+  description: `Reimages a small demo machine end to end. The first run builds, once, a bootable "old OS" disk
 image with a real identity (machine-id, SSH host keys, a TLS key and certificate, a kiosk
 account owning its configuration, xattrs, ACLs, a file capability) and a new OS image (.zst with
 a block map, a different version and account database, its own GRUB); later runs reuse them
@@ -15,16 +16,17 @@ a block map, a different version and account database, its own GRUB); later runs
 
 Without --vm: runs the plan against a copy of the old disk image through loop devices, then
 shows the new OS version, the retained entries verified, bytes written and skipped, and the
-time per stage.
-
-With --vm: builds the reimage initramfs, boots it in QEMU (software emulation) against the disk
-with the serial console shown live, then boots the reimaged disk on its own — its own
-bootloader, no -kernel — and shows the new OS's version, machine-id and SSH host key
-fingerprints next to the old ones. Takes a few minutes.
-
-Example:
-  sudo ./bin/reimage demo
-  sudo ./bin/reimage demo --vm`;
+time per stage.`,
+  positionals: [],
+  options: [
+    {
+      name: 'vm',
+      help: "build the reimage initramfs, boot it in QEMU (software emulation) against the disk\nwith the serial console shown live, then boot the reimaged disk on its own — its own\nbootloader, no -kernel — and show the new OS's version, machine-id and SSH host key\nfingerprints next to the old ones. Takes a few minutes.",
+    },
+  ],
+  examples: ['sudo ./bin/reimage demo', 'sudo ./bin/reimage demo --vm'],
+  changesTarget: true,
+};
 
 function table(rows: readonly (readonly [string, string, string])[]): string[] {
   const widths = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]?.length ?? 0)));
@@ -34,7 +36,7 @@ function table(rows: readonly (readonly [string, string, string])[]): string[] {
 // The demo's modules (fixture builders, QEMU, the initramfs builder) load only when the demo
 // runs, so the other verbs — `run` inside the initramfs above all — start quickly.
 async function demoOnLoopDevices(context: VerbContext): Promise<number> {
-  const { prepareDemo, runDemoOnLoopDevices } = await import('../demo-session.ts');
+  const { prepareDemo, runDemoOnLoopDevices } = await import('../../demo/demo-session.ts');
   context.log.info('demo: preparing the demo disks (built once, then cached)');
   const workspace = await prepareDemo(context.log, 'demo');
   const progress = context.progressFor({ json: false });
@@ -65,8 +67,8 @@ async function demoOnLoopDevices(context: VerbContext): Promise<number> {
 }
 
 async function demoInVm(context: VerbContext): Promise<number> {
-  const { prepareDemo } = await import('../demo-session.ts');
-  const { bootDiskOnItsOwn, bootReimageVm, buildDemoInitramfs } = await import('../demo-vm-session.ts');
+  const { prepareDemo } = await import('../../demo/demo-session.ts');
+  const { bootDiskOnItsOwn, bootReimageVm, buildDemoInitramfs } = await import('../../demo/demo-vm-session.ts');
   context.log.info('demo --vm: preparing the demo disks (built once, then cached)');
   const workspace = await prepareDemo(context.log, 'demo-vm');
   const initramfs = await buildDemoInitramfs(workspace, undefined, context.log, context.signal);
@@ -130,17 +132,8 @@ async function demoInVm(context: VerbContext): Promise<number> {
   return 0;
 }
 
-export const demoVerb: Verb = {
+export const demoVerb: Verb = defineVerb({
   name: 'demo',
-  summary: 'reimage a built-in demo machine end to end (--vm: under QEMU, then boot it)',
-  help: HELP,
-  async run(context) {
-    const { values, positionals } = parseArgs({
-      args: [...context.argv],
-      allowPositionals: true,
-      options: { vm: { type: 'boolean', default: false } },
-    });
-    if (positionals.length > 0) throw new ReimageError('REIMAGE_CLI_USAGE', 'Usage: reimage demo [--vm]');
-    return values.vm ? demoInVm(context) : demoOnLoopDevices(context);
-  },
-};
+  summary: spec.summary,
+  commands: [{ spec, run: (context, args) => (args.flag('vm') ? demoInVm(context) : demoOnLoopDevices(context)) }],
+});

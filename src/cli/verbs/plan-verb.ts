@@ -1,51 +1,36 @@
-import { parseArgs } from 'node:util';
-import { ReimageError } from '../../core/reimage-error.ts';
-import { describePlan, loadPlanFile } from '../../plan/index.ts';
-import type { Verb, VerbContext } from '../verb.ts';
+import { describePlan, loadPlanFile, planWarnings } from '../../plan/index.ts';
+import type { CommandSpec, ParsedArguments } from '../command-line.ts';
+import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
-const HELP = `reimage plan validate FILE
-
-Checks a plan file (YAML, version 1) and says in plain words what it will do:
+const validateSpec: CommandSpec = {
+  command: 'plan validate',
+  summary: 'check a plan file and explain what it will do',
+  description: `Checks a plan file (YAML, version 1) and says in plain words what it will do:
 which disk, which image, which paths are retained, which mounts make the new layout.
-Exits 0 for a valid plan; 2 for an invalid one, naming each offending field
-(and the line and column for YAML syntax errors). Nothing is touched.
+Exits 0 for a valid plan (warning about what is valid but surely not meant, such as an
+all-zero placeholder digest); 2 for an invalid one, naming each offending field (and the line
+and column for YAML syntax errors). Nothing is touched. The plan reference is docs/plan.md.`,
+  positionals: [{ name: 'FILE', help: 'the plan file', mustExist: 'file' }],
+  options: [{ name: 'json', help: 'the result as one JSON line' }],
+  examples: ['reimage plan validate examples/seed-kiosk.yaml'],
+  changesTarget: false,
+};
 
-Example:
-  reimage plan validate examples/seed-kiosk.yaml
-
-The plan reference is docs/plan.md.`;
-
-async function validate(context: VerbContext, args: readonly string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: [...args],
-    allowPositionals: true,
-    options: { json: { type: 'boolean', default: false } },
-  });
-  const file = positionals[0];
-  if (file === undefined || positionals.length > 1) {
-    throw new ReimageError('REIMAGE_CLI_USAGE', 'Usage: reimage plan validate FILE (one plan file).');
-  }
+async function validate(context: VerbContext, args: ParsedArguments): Promise<number> {
+  const file = args.required('FILE');
   const plan = await loadPlanFile(file);
-  if (values.json) {
-    context.stdout.write(`${JSON.stringify({ valid: true, file, plan })}\n`);
+  const warnings = planWarnings(plan);
+  for (const warning of warnings) context.log.warn(`${file}: ${warning}`);
+  if (args.flag('json')) {
+    context.stdout.write(`${JSON.stringify({ valid: true, file, warnings, plan })}\n`);
   } else {
     context.stdout.write(`${file}: valid plan (version ${plan.version}).\n${describePlan(plan).join('\n')}\n`);
   }
   return 0;
 }
 
-export const planVerb: Verb = {
+export const planVerb: Verb = defineVerb({
   name: 'plan',
   summary: 'check a plan file and explain what it will do (plan validate FILE)',
-  help: HELP,
-  async run(context) {
-    const [sub, ...rest] = context.argv;
-    if (sub === 'validate') return validate(context, rest);
-    throw new ReimageError(
-      'REIMAGE_CLI_USAGE',
-      sub === undefined
-        ? 'Usage: reimage plan validate FILE'
-        : `Unknown "plan ${sub}". Usage: reimage plan validate FILE`,
-    );
-  },
-};
+  commands: [{ spec: validateSpec, run: validate }],
+});

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { isSystemError, ReimageError } from '../../core/reimage-error.ts';
 import type { OwnerMode } from '../../retain/index.ts';
 import {
@@ -10,70 +9,99 @@ import {
   restoreBundle,
   verifyBundle,
 } from '../../retain/index.ts';
-import type { Verb, VerbContext } from '../verb.ts';
+import type { CommandSpec, ParsedArguments } from '../command-line.ts';
+import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
-const USAGE = `reimage retain capture --root DIR --list FILE --out BUNDLE
-reimage retain restore --root DIR --bundle BUNDLE [--owners by-name|by-id]
-reimage retain verify  --root DIR --bundle BUNDLE [--owners by-name|by-id] [--json]
-reimage retain inspect --bundle BUNDLE [--json]`;
-
-const HELP = `${USAGE}
-
-Carries a machine's state (machine-id, SSH host keys, TLS keys, enrolment files, local config)
+const INTRO = `Carries a machine's state (machine-id, SSH host keys, TLS keys, enrolment files, local config)
 from one root filesystem to another, exactly: owners, modes (setuid/setgid/sticky), mtimes to
 the nanosecond, xattrs, SELinux labels, ACLs, file capabilities, symlinks and hard links.
-
-capture  reads the paths listed in FILE (one absolute path or glob per line; "#" comments;
-         a leading "?" marks a path optional) from the old root DIR into BUNDLE (mode 0600).
-         A missing required path fails before anything is written.
-restore  checks the whole bundle, then writes it into the new root DIR. With by-name (default)
-         owners get the ids their names have in DIR's /etc/passwd and /etc/group.
-verify   re-reads every retained entry under DIR and compares it with the bundle; exits 0 only
-         if everything matches, 5 otherwise, listing each difference.
-inspect  lists what a bundle holds, like ls -l, owners as name(id).
-
-Example:
-  reimage retain capture --root /mnt/old --list examples/kiosk.retain --out /run/retain.tar
-  reimage retain restore --root /mnt/new --bundle /run/retain.tar
-  reimage retain verify  --root /mnt/new --bundle /run/retain.tar
-
 The bundle format is described in docs/retention-bundle.md.`;
 
-function usage(message: string): ReimageError {
-  return new ReimageError('REIMAGE_CLI_USAGE', `${message}\nUsage:\n${USAGE}`);
+const ownersOption = {
+  name: 'owners',
+  value: 'MODE',
+  help: "by-name (default): owners get the ids their names have in DIR's /etc/passwd and\n/etc/group; by-id: the numbers are kept",
+  choices: ['by-name', 'by-id'],
+} as const;
+
+const captureSpec: CommandSpec = {
+  command: 'retain capture',
+  summary: 'capture the listed paths of an old root into a bundle',
+  description: `${INTRO}
+
+capture reads the paths listed in FILE (one absolute path or glob per line; "#" comments;
+a leading "?" marks a path optional) from the old root DIR into BUNDLE (mode 0600).
+A missing required path fails before anything is written.`,
+  positionals: [],
+  options: [
+    { name: 'root', value: 'DIR', help: 'the old root', required: true, mustExist: 'directory' },
+    // Not mustExist: the verb reads it and says REIMAGE_RETAIN_LIST_UNREADABLE (exit 2 too) for any failure.
+    { name: 'list', value: 'FILE', help: 'the retention list', required: true },
+    { name: 'out', value: 'BUNDLE', help: 'the bundle to write', required: true },
+    { name: 'json', help: 'progress and the summary as JSON lines' },
+  ],
+  examples: ['reimage retain capture --root /mnt/old --list examples/kiosk.retain --out /run/retain.tar'],
+  changesTarget: false,
+};
+
+const restoreSpec: CommandSpec = {
+  command: 'retain restore',
+  summary: 'restore a bundle into a new root',
+  description: `${INTRO}
+
+restore checks the whole bundle, then writes it into the new root DIR.`,
+  positionals: [],
+  options: [
+    { name: 'root', value: 'DIR', help: 'the new root', required: true, mustExist: 'directory' },
+    { name: 'bundle', value: 'BUNDLE', help: 'the bundle', required: true, mustExist: 'file' },
+    ownersOption,
+    { name: 'json', help: 'progress and the summary as JSON lines' },
+  ],
+  examples: ['reimage retain restore --root /mnt/new --bundle /run/retain.tar'],
+  changesTarget: true,
+};
+
+const verifySpec: CommandSpec = {
+  command: 'retain verify',
+  summary: 'compare a root with a bundle',
+  description: `${INTRO}
+
+verify re-reads every retained entry under DIR and compares it with the bundle; exits 0 only
+if everything matches, 5 otherwise, listing each difference. It changes nothing.`,
+  positionals: [],
+  options: [
+    { name: 'root', value: 'DIR', help: 'the root to check', required: true, mustExist: 'directory' },
+    { name: 'bundle', value: 'BUNDLE', help: 'the bundle', required: true, mustExist: 'file' },
+    ownersOption,
+    { name: 'json', help: 'the differences and the summary as JSON' },
+  ],
+  examples: ['reimage retain verify --root /mnt/new --bundle /run/retain.tar'],
+  changesTarget: false,
+};
+
+const inspectSpec: CommandSpec = {
+  command: 'retain inspect',
+  summary: 'list what a bundle holds',
+  description: `${INTRO}
+
+inspect lists what a bundle holds, like ls -l, owners as name(id).`,
+  positionals: [],
+  options: [
+    { name: 'bundle', value: 'BUNDLE', help: 'the bundle', required: true, mustExist: 'file' },
+    { name: 'json', help: 'the manifest as JSON' },
+  ],
+  examples: ['reimage retain inspect --bundle /run/retain.tar'],
+  changesTarget: false,
+};
+
+function ownerMode(args: ParsedArguments): OwnerMode {
+  // The spec's choices have been checked by the parser.
+  return args.value('owners') === 'by-id' ? 'by-id' : 'by-name';
 }
 
-function required(values: Record<string, unknown>, name: string): string {
-  const value = values[name];
-  if (typeof value !== 'string' || value === '') throw usage(`--${name} is required.`);
-  return value;
-}
-
-function ownerMode(value: unknown): OwnerMode {
-  if (value === undefined || value === 'by-name') return 'by-name';
-  if (value === 'by-id') return 'by-id';
-  throw usage(`--owners must be by-name or by-id, not "${String(value)}".`);
-}
-
-type Options = Record<string, { type: 'string' } | { type: 'boolean' }>;
-
-function parse(args: readonly string[], options: Options): { values: Record<string, string | boolean | undefined> } {
-  try {
-    const { values } = parseArgs({ args: [...args], options, allowPositionals: false, strict: true });
-    return { values: values as Record<string, string | boolean | undefined> };
-  } catch (e) {
-    throw usage(e instanceof Error ? e.message : String(e));
-  }
-}
-
-async function capture(context: VerbContext, args: readonly string[]): Promise<number> {
-  const { values } = parse(args, {
-    root: { type: 'string' },
-    list: { type: 'string' },
-    out: { type: 'string' },
-    json: { type: 'boolean' },
-  });
-  const listFile = required(values, 'list');
+async function capture(context: VerbContext, args: ParsedArguments): Promise<number> {
+  const listFile = args.required('list');
+  const json = args.flag('json');
   let text: string;
   try {
     text = await readFile(listFile, 'utf8');
@@ -88,18 +116,18 @@ async function capture(context: VerbContext, args: readonly string[]): Promise<n
     );
   }
   const requests = parseRetainList(text, listFile);
-  const progress = context.progressFor({ json: values.json === true });
+  const progress = context.progressFor({ json: json });
   try {
     const summary = await captureBundle({
-      root: required(values, 'root'),
+      root: args.required('root'),
       requests,
-      bundlePath: required(values, 'out'),
+      bundlePath: args.required('out'),
       log: context.log,
       signal: context.signal,
       onProgress: progress,
     });
     progress.done();
-    if (values.json === true) {
+    if (json) {
       context.stdout.write(`${JSON.stringify(summary)}\n`);
     } else {
       context.stdout.write(`captured ${summary.entries} entries, ${summary.bytes} bytes of content\n`);
@@ -112,25 +140,20 @@ async function capture(context: VerbContext, args: readonly string[]): Promise<n
   }
 }
 
-async function restore(context: VerbContext, args: readonly string[]): Promise<number> {
-  const { values } = parse(args, {
-    root: { type: 'string' },
-    bundle: { type: 'string' },
-    owners: { type: 'string' },
-    json: { type: 'boolean' },
-  });
-  const progress = context.progressFor({ json: values.json === true });
+async function restore(context: VerbContext, args: ParsedArguments): Promise<number> {
+  const json = args.flag('json');
+  const progress = context.progressFor({ json: json });
   try {
     const summary = await restoreBundle({
-      root: required(values, 'root'),
-      bundlePath: required(values, 'bundle'),
-      owners: ownerMode(values.owners),
+      root: args.required('root'),
+      bundlePath: args.required('bundle'),
+      owners: ownerMode(args),
       log: context.log,
       signal: context.signal,
       onProgress: progress,
     });
     progress.done();
-    if (values.json === true) {
+    if (json) {
       context.stdout.write(`${JSON.stringify(summary)}\n`);
     } else {
       context.stdout.write(`restored ${summary.entriesRestored} entries, ${summary.bytes} bytes of content\n`);
@@ -143,20 +166,15 @@ async function restore(context: VerbContext, args: readonly string[]): Promise<n
   }
 }
 
-async function verify(context: VerbContext, args: readonly string[]): Promise<number> {
-  const { values } = parse(args, {
-    root: { type: 'string' },
-    bundle: { type: 'string' },
-    owners: { type: 'string' },
-    json: { type: 'boolean' },
-  });
+async function verify(context: VerbContext, args: ParsedArguments): Promise<number> {
+  const json = args.flag('json');
   const summary = await verifyBundle({
-    root: required(values, 'root'),
-    bundlePath: required(values, 'bundle'),
-    owners: ownerMode(values.owners),
+    root: args.required('root'),
+    bundlePath: args.required('bundle'),
+    owners: ownerMode(args),
     signal: context.signal,
   });
-  if (values.json === true) {
+  if (json) {
     context.stdout.write(`${JSON.stringify(summary)}\n`);
   } else {
     for (const d of summary.differences) {
@@ -167,39 +185,28 @@ async function verify(context: VerbContext, args: readonly string[]): Promise<nu
   if (!summary.ok) {
     throw new ReimageError(
       'REIMAGE_RETAIN_VERIFY_MISMATCH',
-      `${summary.differences.length} differences between the bundle and ${values.root}. See the list above; restore again or investigate.`,
-      { evidence: { differences: summary.differences.length, path: String(values.root) } },
+      `${summary.differences.length} differences between the bundle and ${args.required('root')}. See the list above; restore again or investigate.`,
+      // verify only reads: whatever it found, it changed nothing.
+      { evidence: { differences: summary.differences.length, path: args.required('root') }, targetState: 'untouched' },
     );
   }
   return 0;
 }
 
-async function inspect(context: VerbContext, args: readonly string[]): Promise<number> {
-  const { values } = parse(args, { bundle: { type: 'string' }, json: { type: 'boolean' } });
-  const manifest = await inspectBundle(required(values, 'bundle'), context.signal);
-  context.stdout.write(
-    values.json === true ? `${JSON.stringify(manifest)}\n` : `${formatBundleListing(manifest).join('\n')}\n`,
-  );
+async function inspect(context: VerbContext, args: ParsedArguments): Promise<number> {
+  const json = args.flag('json');
+  const manifest = await inspectBundle(args.required('bundle'), context.signal);
+  context.stdout.write(json ? `${JSON.stringify(manifest)}\n` : `${formatBundleListing(manifest).join('\n')}\n`);
   return 0;
 }
 
-const SUBVERBS: Readonly<Record<string, (context: VerbContext, args: readonly string[]) => Promise<number>>> = {
-  capture,
-  restore,
-  verify,
-  inspect,
-};
-
-export const retainVerb: Verb = {
+export const retainVerb: Verb = defineVerb({
   name: 'retain',
   summary: 'capture, restore, verify and inspect a retention bundle (retain capture|restore|verify|inspect)',
-  help: HELP,
-  async run(context) {
-    const [sub, ...rest] = context.argv;
-    const handler = sub === undefined ? undefined : SUBVERBS[sub];
-    if (handler === undefined) {
-      throw usage(sub === undefined ? 'Say what to do with a retention bundle.' : `Unknown "retain ${sub}".`);
-    }
-    return handler(context, rest);
-  },
-};
+  commands: [
+    { spec: captureSpec, run: capture },
+    { spec: restoreSpec, run: restore },
+    { spec: verifySpec, run: verify },
+    { spec: inspectSpec, run: inspect },
+  ],
+});

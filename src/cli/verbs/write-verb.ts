@@ -1,59 +1,59 @@
-import { parseArgs } from 'node:util';
-import { ReimageError } from '../../core/reimage-error.ts';
 import { writeImage } from '../../image/index.ts';
-import type { Verb, VerbContext } from '../verb.ts';
+import type { CommandSpec, ParsedArguments } from '../command-line.ts';
+import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
-const HELP = `reimage write IMAGE TARGET [--sha256 HEX] [--bmap FILE] [--verify] [--image-size BYTES] [--json]
-
-Writes a disk image onto TARGET (a block device, or an existing disk image file that is never
+const spec: CommandSpec = {
+  command: 'write',
+  summary: 'write a disk image (raw, gz, bz2, xz, zst; optional block map) onto a disk, verified',
+  description: `Writes a disk image onto TARGET (a block device, or an existing disk image file that is never
 grown or truncated; bytes past the image's end stay as they were).
 
 IMAGE may be raw, gzip, bzip2, xz or zstd; the format is found from its first bytes, not its name.
-
-  --sha256 HEX       the SHA-256 of IMAGE as given (compressed bytes). The whole file is checked
-                     before the first byte of TARGET changes; a mismatch leaves TARGET untouched.
-                     Without it the image is written unverified, and reimage says so.
-  --bmap FILE        a block map from "bmaptool create": only mapped ranges are written, and each
-                     range's checksum from the map is checked as it is written.
-  --verify           read back what was written (the mapped ranges with --bmap) and compare.
-  --image-size BYTES the decoded size, if known: spares bzip2 and gzip images the counting pass
-                     that proves TARGET is large enough before it is touched.
-  --json             progress and the summary as JSON lines.
+Without --sha256 the image is written unverified, and reimage says so.
 
 Refuses, with TARGET untouched: TARGET smaller than the image, TARGET or one of its partitions
-mounted, IMAGE unreadable, unknown format, digest mismatch. Exit codes: docs/exit-codes.md.
-
-Example:
-  reimage write debian.img.zst /dev/sdb --sha256 9f86d0...  --bmap debian.bmap --verify`;
-
-function parseSize(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
-    throw new ReimageError('REIMAGE_CLI_USAGE', `--image-size takes a whole number of bytes, not "${text}".`);
-  }
-  return Number(text);
-}
-
-async function run(context: VerbContext): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: [...context.argv],
-    allowPositionals: true,
-    options: {
-      sha256: { type: 'string' },
-      bmap: { type: 'string' },
-      verify: { type: 'boolean', default: false },
-      'image-size': { type: 'string' },
-      json: { type: 'boolean', default: false },
+mounted, IMAGE unreadable, unknown format, digest mismatch. Exit codes: docs/exit-codes.md.`,
+  positionals: [
+    { name: 'IMAGE', help: 'the image file', mustExist: 'file' },
+    { name: 'TARGET', help: 'the disk (block device) or disk image file to write onto', mustExist: 'file' },
+  ],
+  options: [
+    {
+      name: 'sha256',
+      value: 'HEX',
+      help: 'the SHA-256 of IMAGE as given (compressed bytes). The whole file is checked\nbefore the first byte of TARGET changes; a mismatch leaves TARGET untouched.',
     },
-  });
-  const [imagePath, targetPath] = positionals;
-  if (imagePath === undefined || targetPath === undefined || positionals.length > 2) {
-    throw new ReimageError(
-      'REIMAGE_CLI_USAGE',
-      'Usage: reimage write IMAGE TARGET [--sha256 HEX] [--bmap FILE] [--verify] [--json]',
-    );
-  }
-  const imageSizeBytes = parseSize(values['image-size']);
+    {
+      name: 'bmap',
+      value: 'FILE',
+      help: 'a block map from "bmaptool create": only mapped ranges are written, and each\nrange\'s checksum from the map is checked as it is written.',
+      mustExist: 'file',
+    },
+    { name: 'verify', help: 'read back what was written (the mapped ranges with --bmap) and compare' },
+    {
+      name: 'image-size',
+      value: 'BYTES',
+      help: 'the decoded size, if known: spares bzip2 and gzip images the counting pass\nthat proves TARGET is large enough before it is touched',
+      check: (text) =>
+        /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? undefined : 'takes a whole number of bytes',
+    },
+    { name: 'json', help: 'progress and the summary as JSON lines' },
+  ],
+  examples: ['reimage write debian.img.zst /dev/sdb --sha256 9f86d0...  --bmap debian.bmap --verify'],
+  changesTarget: true,
+};
+
+async function run(context: VerbContext, args: ParsedArguments): Promise<number> {
+  const imagePath = args.required('IMAGE');
+  const targetPath = args.required('TARGET');
+  const values = {
+    sha256: args.value('sha256'),
+    bmap: args.value('bmap'),
+    verify: args.flag('verify'),
+    json: args.flag('json'),
+  };
+  const sizeText = args.value('image-size');
+  const imageSizeBytes = sizeText === undefined ? undefined : Number(sizeText);
   const progress = context.progressFor({ json: values.json });
   try {
     const summary = await writeImage({
@@ -89,9 +89,4 @@ async function run(context: VerbContext): Promise<number> {
   }
 }
 
-export const writeVerb: Verb = {
-  name: 'write',
-  summary: 'write a disk image (raw, gz, bz2, xz, zst; optional block map) onto a disk, verified',
-  help: HELP,
-  run,
-};
+export const writeVerb: Verb = defineVerb({ name: 'write', summary: spec.summary, commands: [{ spec, run }] });

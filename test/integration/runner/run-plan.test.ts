@@ -1,12 +1,18 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../../src/cli/demo-session.ts';
 import { silentLogger } from '../../../src/core/logger.ts';
 import { runCommand } from '../../../src/core/run-command.ts';
+import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../../src/demo/demo-session.ts';
 import { aclDump, capabilityDump, sha256OfFile, withMountedPartitions, xattrDump } from '../../helpers/mounted-disk.ts';
 import { runReimage } from '../../helpers/run-cli.ts';
+
+/** What a run may leave in its work dir: never the image copy or the bundle (private keys). */
+function scratchLeft(workDir: string): string[] {
+  return ['image', 'image.bmap', 'retain.tar'].filter((name) => existsSync(join(workDir, name)));
+}
 
 // `reimage run` against the demo's old disk image through loop devices, as a user runs it.
 // The disk images are real (ext4, an msdos table, a zstd image with a bmaptool block map).
@@ -41,28 +47,35 @@ describe('reimage run on a disk image file (loop devices)', () => {
     const plan = await planWith('wrong-digest', (text) =>
       text.replace(/sha256: [0-9a-f]{64}/, `sha256: ${'0'.repeat(64)}`),
     );
-    const result = runReimage(['run', '--plan', plan, '--work-dir', join(workspace.dir, 'work-digest')]);
+    const workDir = join(workspace.dir, 'work-digest');
+    const result = runReimage(['run', '--plan', plan, '--work-dir', workDir]);
     assert.equal(result.exitCode, 3, result.stderr);
     assert.match(result.stderr, /REIMAGE_IMAGE_DIGEST_MISMATCH/);
     assert.match(result.stderr, /expected: 0{64}/);
-    assert.match(result.stderr, /Nothing was changed/);
+    assert.match(result.stderr, /refused; the target is untouched: nothing was changed\. \(exit 3\)/);
     assert.equal(await sha256OfFile(workspace.diskPath), pristineDigest);
+    // The image had been copied into the work dir before its digest was checked.
+    assert.deepEqual(scratchLeft(workDir), []);
+    assert.ok(existsSync(join(workDir, 'reimage.log')), 'the log stays for the operator');
   });
 
   it('refuses a missing required retained path, leaving the disk bit-for-bit unchanged (exit 3)', async () => {
     const plan = await planWith('missing-path', (text) =>
       text.replace('- /etc/hostname', '- /etc/no-such-identity-file'),
     );
-    const result = runReimage(['run', '--plan', plan, '--work-dir', join(workspace.dir, 'work-missing')]);
+    const workDir = join(workspace.dir, 'work-missing');
+    const result = runReimage(['run', '--plan', plan, '--work-dir', workDir, '--keep-work-files']);
     assert.equal(result.exitCode, 3, result.stderr);
     assert.match(result.stderr, /\/etc\/no-such-identity-file/);
     assert.equal(await sha256OfFile(workspace.diskPath), pristineDigest);
+    // Asked to keep them: the image and its map loaded before the capture failed are still there.
+    assert.deepEqual(scratchLeft(workDir), ['image', 'image.bmap']);
   });
 
-  it('refuses a disk that does not exist (exit 3)', async () => {
+  it('refuses a disk that does not exist as invalid input (exit 2)', async () => {
     const plan = await planWith('no-disk', (text) => text.replace(/^disk: .*$/m, 'disk: /dev/no-such-disk'));
     const result = runReimage(['run', '--plan', plan, '--work-dir', join(workspace.dir, 'work-nodisk')]);
-    assert.equal(result.exitCode, 3, result.stderr);
+    assert.equal(result.exitCode, 2, result.stderr);
     assert.match(result.stderr, /REIMAGE_DISK_NOT_FOUND/);
   });
 
@@ -77,11 +90,13 @@ describe('reimage run on a disk image file (loop devices)', () => {
     }));
 
     const plan = await planWith('ok', (text) => text);
-    const result = runReimage(['run', '--plan', plan, '--work-dir', join(workspace.dir, 'work-ok')], {
+    const workDir = join(workspace.dir, 'work-ok');
+    const result = runReimage(['run', '--plan', plan, '--work-dir', workDir], {
       timeoutMs: 600_000,
     });
     assert.equal(result.exitCode, 0, result.stderr);
     assert.match(result.stdout, /reimage run: done/);
+    assert.deepEqual(scratchLeft(workDir), [], 'no image copy or bundle (private keys) left after a success');
     assert.notEqual(await sha256OfFile(workspace.diskPath), pristineDigest);
 
     await withMountedPartitions(workspace.diskPath, [2, 6], async ([root = '', kiosk = '']) => {
@@ -119,7 +134,8 @@ describe('reimage run on a disk image file (loop devices)', () => {
     assert.equal(result.exitCode, 4, result.stderr);
     assert.match(result.stderr, /REIMAGE_RUN_AFTER_HOOK_FAILED/);
     assert.match(result.stderr, /restore\.after\[1\]/);
-    assert.match(result.stderr, /already started to change/);
+    assert.match(result.stderr, /failed; the target was changed\. \(exit 4\)/);
+    assert.deepEqual(scratchLeft(workDir), [], 'no image copy or bundle (private keys) left after a failure');
     const journal = (await readFile(join(workDir, 'journal.jsonl'), 'utf8')).trim().split('\n');
     assert.ok(journal.some((line) => line.includes('"stage":"restore","event":"done"')));
     await withMountedPartitions(workspace.diskPath, [2], async ([root = '']) => {

@@ -18,7 +18,10 @@ describe('progress display', () => {
   });
 
   it('shows done/total, rate and ETA', () => {
-    const text = describeProgress({ phase: 'write', done: 50 * 1024 ** 2, total: 100 * 1024 ** 2 }, 5000);
+    const text = describeProgress(
+      { phase: 'write', done: 50 * 1024 ** 2, total: 100 * 1024 ** 2, unit: 'bytes' },
+      5000,
+    );
     assert.match(text, /write {2}50\.0 MiB \/ 100\.0 MiB \(50%\) {2}10\.0 MiB\/s {2}ETA 5s/);
   });
 
@@ -28,7 +31,7 @@ describe('progress display', () => {
     const display = createProgressDisplay(stream, 'lines', { now: () => nowMs, lineIntervalMs: 20_000 });
     for (let second = 0; second <= 60; second += 1) {
       nowMs = second * 1000;
-      display({ phase: 'write', done: second, total: 60 });
+      display({ phase: 'write', done: second, total: 60, unit: 'bytes' });
     }
     display.done();
     const lines = text().trim().split('\n');
@@ -37,10 +40,27 @@ describe('progress display', () => {
     assert.match(lines[0] ?? '', /^1970-01-01T00:00:00\.000Z write/);
   });
 
+  it('shows counters named in bytes as bytes, and entries as counts', () => {
+    const text = describeProgress(
+      {
+        phase: 'write',
+        done: 0,
+        unit: 'bytes',
+        counters: { bytesWritten: 3 * 1024 ** 2, sizeBytes: 2048, entries: 7 },
+      },
+      0,
+    );
+    assert.match(text, /bytesWritten 3\.0 MiB {2}sizeBytes 2\.0 KiB {2}entries 7$/);
+    assert.match(
+      describeProgress({ phase: 'capture', done: 5, total: 10, unit: 'entries' }, 0),
+      /5 entries \/ 10 entries/,
+    );
+  });
+
   it('writes one JSON object per line with --json', () => {
     const { stream, text } = capture();
     const display = createProgressDisplay(stream, 'json', { now: () => 0 });
-    display({ phase: 'verify image', done: 1, total: 2, counters: { bytesSkipped: 3 } });
+    display({ phase: 'verify image', done: 1, total: 2, unit: 'bytes', counters: { bytesSkipped: 3 } });
     display.done();
     const records = text()
       .trim()

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ExitCode, exitCodeFor } from '../../../src/core/exit-codes.ts';
 import { memoryLogger } from '../../../src/core/logger.ts';
 import { ReimageError } from '../../../src/core/reimage-error.ts';
 import { Journal } from '../../../src/runner/journal.ts';
@@ -25,11 +26,14 @@ describe('withRetries (the runner failure policy)', () => {
       journal,
       log,
       signal: undefined,
-      failureCode: 'REIMAGE_RUN_X_FAILED',
+      failureCode: 'REIMAGE_RUN_WRITE_FAILED',
       failureWhat: 'x',
-    };
+    } as const;
     return { journal, log, base };
   }
+
+  const attempts = (journal: Journal): string[] =>
+    journal.read().map((record) => `${record.stage}:${record.event}:${record.attempt}`);
 
   it('retries a failed stage and journals every attempt before acting', async () => {
     const { journal, base } = setup('retry');
@@ -44,10 +48,7 @@ describe('withRetries (the runner failure policy)', () => {
       },
     });
     assert.deepEqual(result, { value: 'ok', attempts: 2 });
-    assert.deepEqual(
-      journal.read().map((record) => `${record.stage}:${record.event}:${record.attempt}`),
-      ['restore:start:1', 'restore:failed:1', 'restore:start:2', 'restore:done:2'],
-    );
+    assert.deepEqual(attempts(journal), ['restore:start:1', 'restore:failed:1', 'restore:start:2', 'restore:done:2']);
   });
 
   it('gives up after maxAttempts with an error marked as having touched the disk', async () => {
@@ -66,7 +67,8 @@ describe('withRetries (the runner failure policy)', () => {
           cleanups += 1;
         },
       }),
-      (error: unknown) => error instanceof ReimageError && error.targetTouched && error.code === 'REIMAGE_RUN_X_FAILED',
+      (error: unknown) =>
+        error instanceof ReimageError && error.targetState === 'changed' && error.code === 'REIMAGE_RUN_WRITE_FAILED',
     );
     assert.equal(calls, 3);
     assert.equal(cleanups, 3);
@@ -106,5 +108,109 @@ describe('withRetries (the runner failure policy)', () => {
       }),
       (error: unknown) => error instanceof ReimageError && error.targetTouched,
     );
+  });
+
+  it('does not retry a fatal error (retryable false in the registry), even after the disk changed', async () => {
+    const { journal, base } = setup('fatal');
+    let calls = 0;
+    await assert.rejects(
+      withRetries({
+        ...base,
+        stage: 'restore',
+        attempt: async () => {
+          calls += 1;
+          throw new ReimageError('REIMAGE_RUN_AFTER_HOOK_FAILED', 'hook exited 1', { targetTouched: true });
+        },
+      }),
+      (error: unknown) => error instanceof ReimageError && error.code === 'REIMAGE_RUN_AFTER_HOOK_FAILED',
+    );
+    assert.equal(calls, 1);
+    assert.deepEqual(attempts(journal), ['restore:start:1', 'restore:failed:1']);
+  });
+
+  it('retries a transient error of ours (retryable true in the registry)', async () => {
+    const { base } = setup('transient');
+    let calls = 0;
+    await assert.rejects(
+      withRetries({
+        ...base,
+        stage: 'write',
+        attempt: async () => {
+          calls += 1;
+          throw new ReimageError('REIMAGE_TARGET_WRITE_FAILED', 'EIO', { targetTouched: true });
+        },
+      }),
+    );
+    assert.equal(calls, 3);
+  });
+
+  it('stops on an abort during an attempt: no further attempt, the stage error kept, exit 130', async () => {
+    const { journal, base } = setup('abort-during');
+    const controller = new AbortController();
+    let calls = 0;
+    await assert.rejects(
+      withRetries({
+        ...base,
+        signal: controller.signal,
+        stage: 'write',
+        attempt: async () => {
+          calls += 1;
+          controller.abort();
+          // What the writer throws on an abort once it has written (it knows it touched the disk).
+          throw new ReimageError('REIMAGE_WRITE_ABORTED', 'The write was aborted.', { targetTouched: true });
+        },
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof ReimageError);
+        assert.equal(error.code, 'REIMAGE_WRITE_ABORTED');
+        assert.equal(error.targetState, 'changed');
+        assert.equal(exitCodeFor(error), ExitCode.interrupted);
+        return true;
+      },
+    );
+    assert.equal(calls, 1);
+    assert.deepEqual(attempts(journal), ['write:start:1', 'write:failed:1']);
+  });
+
+  it('stops on an abort that surfaces as a plain error: interrupted, not a write failure to retry', async () => {
+    const { base } = setup('abort-plain');
+    const controller = new AbortController();
+    let calls = 0;
+    await assert.rejects(
+      withRetries({
+        ...base,
+        signal: controller.signal,
+        stage: 'restore',
+        attempt: async () => {
+          calls += 1;
+          controller.abort();
+          throw new Error('EIO after the abort');
+        },
+      }),
+      (error: unknown) => error instanceof ReimageError && error.code === 'REIMAGE_RUN_INTERRUPTED',
+    );
+    assert.equal(calls, 1);
+  });
+
+  it('starts no attempt once aborted, and says it cannot know what an earlier run did', async () => {
+    const { journal, base } = setup('abort-before');
+    const controller = new AbortController();
+    controller.abort();
+    let calls = 0;
+    await assert.rejects(
+      withRetries({
+        ...base,
+        signal: controller.signal,
+        stage: 'write',
+        attempt: async () => {
+          calls += 1;
+          return 'written';
+        },
+      }),
+      (error: unknown) =>
+        error instanceof ReimageError && error.code === 'REIMAGE_RUN_INTERRUPTED' && error.targetState === 'unknown',
+    );
+    assert.equal(calls, 0);
+    assert.deepEqual(attempts(journal), []);
   });
 });

@@ -1,0 +1,373 @@
+/**
+ * Every error code of reimage, declared once. `ReimageError` takes only these codes (an
+ * unregistered one fails tsc), `exitCodeFor` reads the exit class from here, the runner's retry
+ * policy reads `retryable`, and docs/exit-codes.md is generated from this table
+ * (scripts/generate-exit-codes-doc.ts; a test fails when the doc is stale).
+ *
+ * `exitClass` is the class when the target is untouched; any error raised after the target
+ * started to change exits 4 instead (see exitCodeFor), except verify mismatches and interrupts.
+ *
+ * `retryable` follows Mender's client: transient errors may go away if the same step runs again
+ * with the same input (an I/O error, a partition the kernel has not shown yet); fatal ones will
+ * not (a wrong digest, a missing tool, a bad plan), so the runner does not spend attempts on them.
+ */
+export type ExitClass = 'invalidInput' | 'refusedUntouched' | 'failedTouched' | 'verifyMismatch' | 'interrupted';
+
+export interface ErrorCodeInfo {
+  readonly exitClass: ExitClass;
+  readonly retryable: boolean;
+  /** One line: what happened. The message of each error says what to do. */
+  readonly meaning: string;
+}
+
+export const ERROR_CODES = {
+  // The command line.
+  REIMAGE_CLI_USAGE: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'an unknown verb or option, a missing option value or argument, a malformed value',
+  },
+  REIMAGE_CLI_FILE_NOT_FOUND: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning:
+      'a path named on the command line does not exist, or is a directory where a file is needed (or the reverse)',
+  },
+
+  // Plans.
+  REIMAGE_PLAN_INVALID: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'the plan file is not valid YAML or breaks the schema; each field is named',
+  },
+  REIMAGE_PLAN_UNREADABLE: { exitClass: 'invalidInput', retryable: false, meaning: 'the plan file cannot be read' },
+
+  // The machine's own tools.
+  REIMAGE_TOOL_MISSING: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a system tool or package reimage needs is not installed',
+  },
+  REIMAGE_TOOL_FAILED: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: 'a system tool exited with an error',
+  },
+
+  // Images and block maps.
+  REIMAGE_IMAGE_UNREADABLE: { exitClass: 'invalidInput', retryable: false, meaning: 'the image file cannot be read' },
+  REIMAGE_IMAGE_FORMAT_UNKNOWN: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the image is not raw, gzip, bzip2, xz or zstd',
+  },
+  REIMAGE_IMAGE_DIGEST_INVALID: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'the expected digest given is not 64 hex digits',
+  },
+  REIMAGE_IMAGE_DIGEST_MISMATCH: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the image does not match its expected SHA-256',
+  },
+  REIMAGE_IMAGE_CORRUPT: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the compressed image is damaged or truncated',
+  },
+  REIMAGE_IMAGE_SIZE_MISMATCH: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the image decoded to another size than its block map, header or caller says',
+  },
+  REIMAGE_IMAGE_RANGE_CHECKSUM_MISMATCH: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "a mapped range of the image does not match its block map's checksum",
+  },
+  REIMAGE_IMAGE_CHANGED: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: 'the image file changed while it was being written',
+  },
+  REIMAGE_BMAP_UNREADABLE: { exitClass: 'invalidInput', retryable: false, meaning: 'the block map cannot be read' },
+  REIMAGE_BMAP_INVALID: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the block map is malformed or does not match its own checksum',
+  },
+
+  // The target disk.
+  REIMAGE_TARGET_UNREADABLE: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'the target cannot be opened or its size read',
+  },
+  REIMAGE_TARGET_UNSUPPORTED: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'the target is neither a block device nor a regular file',
+  },
+  REIMAGE_TARGET_TOO_SMALL: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the image is larger than the target',
+  },
+  REIMAGE_TARGET_BUSY: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the target or one of its partitions is mounted or in use',
+  },
+  REIMAGE_TARGET_WRITE_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: true,
+    meaning: 'writing or flushing the target failed (an I/O error)',
+  },
+  REIMAGE_WRITE_VERIFY_MISMATCH: {
+    exitClass: 'verifyMismatch',
+    retryable: true,
+    meaning: 'reading back the written image gave other bytes than were written',
+  },
+  REIMAGE_WRITE_ABORTED: {
+    exitClass: 'interrupted',
+    retryable: false,
+    meaning: 'the write was stopped by a signal (Ctrl-C, SIGTERM) or its caller',
+  },
+
+  // Disks, partitions, mounts.
+  REIMAGE_DISK_NOT_FOUND: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: "the plan's disk does not exist or is neither a block device nor a disk image file",
+  },
+  REIMAGE_DISK_PARTITION_NOT_FOUND: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: 'a partition the plan names (number, label, UUID) is not on the disk',
+  },
+  REIMAGE_DISK_MOUNT_FAILED: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: 'a partition cannot be mounted',
+  },
+
+  // Retention bundles.
+  REIMAGE_RETAIN_LIST_UNREADABLE: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'the retention list cannot be read',
+  },
+  REIMAGE_RETAIN_LIST_INVALID: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'a line of the retention list is not valid',
+  },
+  REIMAGE_RETAIN_ROOT_MISSING: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'the root directory to capture from or restore into is not a directory',
+  },
+  REIMAGE_RETAIN_REQUIRED_MISSING: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a required retained path is missing in the old root',
+  },
+  REIMAGE_RETAIN_PATH_THROUGH_SYMLINK: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a retained path goes through a symlink in the old root',
+  },
+  REIMAGE_RETAIN_NAME_NOT_UTF8: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a retained name is not valid UTF-8',
+  },
+  REIMAGE_RETAIN_FILE_CHANGED: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: 'a retained file changed size while it was being captured',
+  },
+  REIMAGE_RETAIN_BUNDLE_UNREADABLE: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'the retention bundle cannot be read',
+  },
+  REIMAGE_RETAIN_BUNDLE_CORRUPT: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the retention bundle is not a valid tar archive',
+  },
+  REIMAGE_RETAIN_MANIFEST_INVALID: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "the retention bundle's manifest is missing, damaged or of another version",
+  },
+  REIMAGE_RETAIN_BUNDLE_MISMATCH: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a bundle member does not match its manifest entry',
+  },
+  REIMAGE_RETAIN_DIGEST_MISMATCH: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "a bundle member's content does not match its SHA-256",
+  },
+  REIMAGE_RETAIN_UNSAFE_PATH: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the bundle would write through one of its own non-directory entries',
+  },
+  REIMAGE_RETAIN_UNSAFE_TARGET: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'restoring would follow a symlink or non-directory in the new root',
+  },
+  REIMAGE_RETAIN_TARGET_CONFLICT: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'an entry is a directory in the bundle but not in the new root, or the reverse',
+  },
+  REIMAGE_RETAIN_RESTORE_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: true,
+    meaning: 'restoring an entry failed part-way',
+  },
+  REIMAGE_RETAIN_VERIFY_MISMATCH: {
+    exitClass: 'verifyMismatch',
+    retryable: false,
+    meaning: 'retained entries in the root differ from the bundle',
+  },
+
+  // Initramfs builds.
+  REIMAGE_INITRAMFS_SOURCE_UNREADABLE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a file the initramfs should carry cannot be found or read',
+  },
+  REIMAGE_INITRAMFS_PROJECT_INVALID: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "reimage's own checkout is incomplete (run npm ci)",
+  },
+  REIMAGE_INITRAMFS_BUSYBOX_MISSING: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a static busybox is not installed',
+  },
+  REIMAGE_INITRAMFS_NOT_ELF: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a binary to carry is not a 64-bit little-endian ELF file',
+  },
+  REIMAGE_INITRAMFS_LIBRARY_MISSING: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a shared library a carried binary needs is not installed',
+  },
+  REIMAGE_INITRAMFS_MODULES_INDEX: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'the kernel modules directory has no usable modules.dep (or other index)',
+  },
+  REIMAGE_INITRAMFS_ENTRY_INVALID: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'an archive entry has an invalid path or a value too large for newc',
+  },
+  REIMAGE_INITRAMFS_ENTRY_DUPLICATE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'two parts of the initramfs want the same path',
+  },
+  REIMAGE_INITRAMFS_ARCHIVE_CORRUPT: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a file read as an initramfs is not a valid newc archive',
+  },
+
+  // The runner.
+  REIMAGE_RUN_NEEDS_ROOT: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'reimage run was not started as root',
+  },
+  REIMAGE_RUN_CAPTURE_FAILED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the capture stage failed in an unforeseen way (nothing was written)',
+  },
+  REIMAGE_RUN_WRITE_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: true,
+    meaning: 'the write stage failed in an unforeseen way',
+  },
+  REIMAGE_RUN_RESTORE_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: true,
+    meaning: 'the restore stage failed in an unforeseen way',
+  },
+  REIMAGE_RUN_AFTER_HOOK_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: false,
+    meaning: "one of the plan's after-hooks failed",
+  },
+  REIMAGE_RUN_FINISH_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: false,
+    meaning: 'writing the logs or unmounting after a restore failed',
+  },
+  REIMAGE_RUN_INTERRUPTED: {
+    exitClass: 'interrupted',
+    retryable: false,
+    meaning: 'the run was stopped by a signal (Ctrl-C, SIGTERM)',
+  },
+
+  // The demo and its fixtures.
+  REIMAGE_DEMO_NEEDS_ROOT: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the demo was not started as root',
+  },
+  REIMAGE_DEMO_LAYOUT: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the cached demo disk does not have the expected partitions',
+  },
+  REIMAGE_DEMO_MODULES_MISSING: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the demo kernel lacks a module its initrd needs',
+  },
+  REIMAGE_DEMO_GRUB_NO_ROOM: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "GRUB's core.img does not fit before the first partition",
+  },
+  REIMAGE_DEMO_VM_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: false,
+    meaning: 'the reimage in the demo VM, or the boot of the reimaged disk, did not succeed',
+  },
+  REIMAGE_DEMO_IDENTITY_MISMATCH: {
+    exitClass: 'verifyMismatch',
+    retryable: false,
+    meaning: 'the reimaged demo OS booted with another identity than the old one',
+  },
+  REIMAGE_FIXTURE_KERNEL: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: 'the Debian kernel package for the test fixtures could not be found or fetched',
+  },
+  REIMAGE_VM_FAILED: { exitClass: 'refusedUntouched', retryable: false, meaning: 'QEMU did not start the VM' },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function errorCodeInfo(code: ErrorCode): ErrorCodeInfo {
+  return ERROR_CODES[code];
+}
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, value);
+}
