@@ -1,3 +1,11 @@
+export {
+  dropBlockDeviceCache,
+  findTargetUsers,
+  inspectTarget,
+  rereadPartitionTable,
+  type TargetInfo,
+  zeroRange,
+} from './block-device.ts';
 export { attachLoopDevice, type LoopDevice } from './loop-device.ts';
 export { type Mounted, mountReadOnly, mountReadWrite } from './mount.ts';
 export {
@@ -8,3 +16,12 @@ export {
   refreshPartitions,
   resolvePartition,
 } from './partitions.ts';
+export {
+  closeTarget,
+  type OpenedTarget,
+  openTarget,
+  readAt,
+  syncTarget,
+  targetBusy,
+  writeAt,
+} from './target-handle.ts';

@@ -1,8 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { ReimageError } from '../core/reimage-error.ts';
-import type { TargetInfo } from '../disk/block-device.ts';
-import { zeroRange } from '../disk/block-device.ts';
+import { type TargetInfo, writeAt, zeroRange } from '../disk/index.ts';
 import type { BlockMap, MappedRange } from './block-map.ts';
 import { isZeroGranule, planBlockSegments, ZERO_GRANULE_BYTES } from './segments.ts';
 
@@ -10,6 +9,8 @@ import { isZeroGranule, planBlockSegments, ZERO_GRANULE_BYTES } from './segments
 export const BLOCK_BYTES = 4 * 1024 * 1024;
 /** Blocks in flight at once: enough to keep the disk busy while the decoder fills the next one. */
 export const BLOCKS_IN_FLIGHT = 4;
+/** The kernel is asked to zero whole units of this size only. */
+const KERNEL_ZERO_UNIT_BYTES = 4096;
 /** Zero runs at least this long go to the kernel (fallocate); shorter ones are written. */
 export const MIN_KERNEL_ZERO_RUN_BYTES = 1024 * 1024;
 /** Kernel zeroing requests (one tool process each) running at once. */
@@ -38,6 +39,12 @@ export interface BlockSinkOptions {
   readonly imageHash: Hash | undefined;
   readonly onTouch: () => void;
   readonly signal?: AbortSignal;
+  /**
+   * The target's first logical block as it is now (LBA 0, target.logicalBlockSizeBytes long, or
+   * the whole target if smaller). Image bytes that fall in it are copied here instead of being
+   * written: LBA 0 is written last, in one write, by commitFirstSector (docs/adr/0205).
+   */
+  readonly firstSector: Buffer;
 }
 
 /**
@@ -67,6 +74,7 @@ export class BlockSink {
   #kernelZeroing = true;
   #bufferedSinceFlush = 0;
   #touched = false;
+  #firstSectorHeld = false;
   readonly #kernelZeroOps = new Set<Promise<void>>();
   /** Granules of the current block found zero in push and never copied in (their bytes are stale). */
   readonly #knownZero = new Uint8Array(BLOCK_BYTES / ZERO_GRANULE_BYTES);
@@ -78,6 +86,14 @@ export class BlockSink {
     const first = this.#free.pop();
     if (first === undefined) throw new Error('no block buffers');
     this.#current = first;
+  }
+
+  /**
+   * The target's new first logical block (image bytes over the old ones), or undefined when no
+   * image byte was meant for it (a block map that does not map LBA 0): then nothing is written there.
+   */
+  get firstSector(): Buffer | undefined {
+    return this.#firstSectorHeld ? this.#o.firstSector : undefined;
   }
 
   /** Copies a decoded chunk in; resolves when the sink can take more. */
@@ -318,19 +334,26 @@ export class BlockSink {
   /** Ends a run of zero bytes: the kernel zeroes long runs, short ones (or all, as fallback) are written. */
   async #flushZeroRun(): Promise<void> {
     if (this.#pendingZeroStart < 0) return;
-    const startBytes = this.#pendingZeroStart;
+    // A run that covers LBA 0 leaves it to the held first sector: the kernel must not zero it early.
+    const startBytes = this.#holdFirstSector(this.#pendingZeroStart, this.#pendingZeroEnd);
     const endBytes = this.#pendingZeroEnd;
     this.#pendingZeroStart = -1;
     this.#pendingZeroEnd = -1;
-    // Runs start on granule boundaries; a device zeroes whole 4 KiB units only (an image tail
-    // may end mid-sector), so the kernel gets the aligned part and the rest is written.
-    const kernelBytes = Math.floor((endBytes - startBytes) / 4096) * 4096;
+    if (startBytes >= endBytes) return;
+    // A device zeroes whole 4 KiB units only (an image tail may end mid-sector, and a run may start
+    // just past the held first sector), so the kernel gets the aligned middle and the rest is written.
+    const kernelStartBytes = Math.min(
+      endBytes,
+      Math.ceil(startBytes / KERNEL_ZERO_UNIT_BYTES) * KERNEL_ZERO_UNIT_BYTES,
+    );
+    const kernelBytes = Math.floor((endBytes - kernelStartBytes) / KERNEL_ZERO_UNIT_BYTES) * KERNEL_ZERO_UNIT_BYTES;
     if (this.#kernelZeroing && kernelBytes >= MIN_KERNEL_ZERO_RUN_BYTES) {
       this.#markTouched();
+      if (kernelStartBytes > startBytes) this.#track(this.#writeZeros(startBytes, kernelStartBytes));
       // The zeroing runs beside the decoding instead of stalling it: its range is disjoint from
       // every data write, so order does not matter. Only a few tool processes at a time.
       while (this.#kernelZeroOps.size >= KERNEL_ZERO_OPS_IN_FLIGHT) await Promise.race(this.#kernelZeroOps);
-      const op = this.#zeroByKernel(startBytes, endBytes, kernelBytes).finally(() => {
+      const op = this.#zeroByKernel(kernelStartBytes, endBytes, kernelBytes).finally(() => {
         this.#kernelZeroOps.delete(op);
       });
       this.#kernelZeroOps.add(op);
@@ -370,29 +393,43 @@ export class BlockSink {
     this.#o.onTouch();
   }
 
-  /** One positional write, through O_DIRECT when offset and length allow, else through the page cache. */
+  /**
+   * Copies the part of [startBytes, endBytes) that falls in the first logical block into the held
+   * first sector (data the caller passes, else zeros) and returns where the rest starts.
+   */
+  #holdFirstSector(startBytes: number, endBytes: number, data?: Buffer): number {
+    const held = this.#o.firstSector;
+    if (startBytes >= held.length) return startBytes;
+    const heldEndBytes = Math.min(held.length, endBytes);
+    if (data === undefined) held.fill(0, startBytes, heldEndBytes);
+    else data.copy(held, startBytes, 0, heldEndBytes - startBytes);
+    this.#firstSectorHeld = true;
+    return heldEndBytes;
+  }
+
+  /**
+   * One positional write, through O_DIRECT when offset and length allow, else through the page
+   * cache. Bytes for the first logical block are held back (docs/adr/0205), never written here.
+   */
   async #write(data: Buffer, positionBytes: number): Promise<void> {
+    const fromBytes = this.#holdFirstSector(positionBytes, positionBytes + data.length, data);
+    if (fromBytes > positionBytes) {
+      await this.#write(data.subarray(fromBytes - positionBytes), fromBytes);
+      return;
+    }
+    if (data.length === 0) return;
     this.#markTouched();
     const sectorBytes = this.#o.target.logicalBlockSizeBytes;
     let directBytes = 0;
     if (this.#o.direct && positionBytes % sectorBytes === 0) {
       directBytes = data.length - (data.length % sectorBytes);
-      await writeAll(this.#o.handle, data.subarray(0, directBytes), positionBytes);
+      await writeAt(this.#o.handle, data.subarray(0, directBytes), positionBytes);
     }
     if (directBytes < data.length) {
       const rest = data.subarray(directBytes);
-      await writeAll(this.#o.bufferedHandle, rest, positionBytes + directBytes);
+      await writeAt(this.#o.bufferedHandle, rest, positionBytes + directBytes);
       this.#bufferedSinceFlush += rest.length;
     }
     this.counters.bytesWritten += data.length;
-  }
-}
-
-async function writeAll(handle: FileHandle, data: Buffer, positionBytes: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, positionBytes + done);
-    if (bytesWritten === 0) throw new Error(`write returned 0 at byte ${positionBytes + done}`);
-    done += bytesWritten;
   }
 }

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../core/logger.ts';
@@ -8,11 +7,23 @@ import { silentLogger } from '../core/logger.ts';
 import type { OnProgress } from '../core/progress.ts';
 import { ignoreProgress, throttleProgress } from '../core/progress.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
-import type { TargetInfo } from '../disk/block-device.ts';
-import { dropBlockDeviceCache, findTargetUsers, inspectTarget, rereadPartitionTable } from '../disk/block-device.ts';
+import {
+  closeTarget,
+  dropBlockDeviceCache,
+  findTargetUsers,
+  inspectTarget,
+  type OpenedTarget,
+  openTarget,
+  readAt,
+  rereadPartitionTable,
+  syncTarget,
+  type TargetInfo,
+  targetBusy,
+} from '../disk/index.ts';
 import type { BlockMap } from './block-map.ts';
 import { loadBlockMap } from './block-map.ts';
 import { BLOCK_BYTES, BLOCKS_IN_FLIGHT, BlockSink } from './block-sink.ts';
+import { commitFirstSector } from './commit-first-sector.ts';
 import { createDecoder } from './decoder.ts';
 import type { ImageFormat } from './image-format.ts';
 import { detectImageFormat, imageUnreadable } from './image-format.ts';
@@ -37,6 +48,11 @@ export interface WriteImageOptions {
   readonly log?: Logger;
   readonly signal?: AbortSignal;
   readonly onProgress?: OnProgress;
+  /**
+   * Called once, synchronously, just before the first byte of the target changes (a write or a
+   * kernel zeroing is about to be issued). For callers that record the state, and for tests.
+   */
+  readonly onTargetTouched?: () => void;
 }
 
 export interface WriteSummary {
@@ -65,14 +81,48 @@ export interface WriteSummary {
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
+/** What writeImageHoldingFirstSector leaves to commitFirstSector. */
+export interface HeldWrite {
+  readonly summary: WriteSummary;
+  /**
+   * The target's new first logical block (LBA 0), not yet written; undefined when the image has
+   * nothing for it (a block map that does not map LBA 0), and then nothing is to be written there.
+   */
+  readonly firstSector: Buffer | undefined;
+}
+
 /**
- * Streams an image onto a block device or an existing disk image file. In order: detect the
- * format, read the block map, check the target (size, not mounted), verify the whole image
- * against `sha256`, then decode and write, then flush, re-read the partition table and (with
- * `verify`) read back. Every error thrown once the first byte of the target may have changed
- * has `targetTouched: true`; before that, none does.
+ * Streams an image onto a block device or an existing disk image file, its first logical block
+ * last: writeImageHoldingFirstSector, then commitFirstSector (one write at offset 0, fsync,
+ * partition table re-read). A write stopped anywhere before the end leaves LBA 0 as it was.
  */
 export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
+  const held = await writeImageHoldingFirstSector(o);
+  const log = o.log ?? silentLogger;
+  if (held.firstSector === undefined) {
+    await rereadPartitionTable(await inspectTarget(o.targetPath), log);
+    return held.summary;
+  }
+  const commitStartedMs = Date.now();
+  await commitFirstSector(o.targetPath, held.firstSector, {
+    log,
+    ...(o.signal === undefined ? {} : { signal: o.signal }),
+  });
+  return {
+    ...held.summary,
+    bytesWritten: held.summary.bytesWritten + held.firstSector.length,
+    durationMs: held.summary.durationMs + (Date.now() - commitStartedMs),
+  };
+}
+
+/**
+ * Writes all of an image but its first logical block, which it returns instead (see
+ * commitFirstSector). In order: detect the format, read the block map, check the target (size,
+ * not mounted), verify the whole image against `sha256`, then decode and write, then (with
+ * `verify`) read back, then flush. Every error thrown once the first byte of the target may have
+ * changed has `targetTouched: true`; before that, none does. The target's LBA 0 is never written.
+ */
+export async function writeImageHoldingFirstSector(o: WriteImageOptions): Promise<HeldWrite> {
   const startedMs = Date.now();
   const log = o.log ?? silentLogger;
   const onProgress = o.onProgress ?? ignoreProgress;
@@ -116,9 +166,13 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
     );
   }
 
-  const opened = await openTarget(target);
+  const opened = await openTarget(target, (BLOCKS_IN_FLIGHT + 1) * BLOCK_BYTES);
   let touched = false;
   try {
+    // The old first sector, which the held one starts from: bytes of it the image does not
+    // cover (unmapped, past a tiny image's end) stay as they were.
+    const oldFirstSector = Buffer.alloc(Math.min(target.logicalBlockSizeBytes, target.sizeBytes));
+    await readAt(opened.bufferedHandle, oldFirstSector, 0);
     const written = await streamImage({
       o,
       format,
@@ -126,19 +180,28 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
       target,
       opened,
       size,
+      firstSector: oldFirstSector,
       onProgress,
       onTouch: () => {
         touched = true;
+        o.onTargetTouched?.();
       },
     });
     let readBackVerified = false;
     if (o.verify === true) {
-      await readBack(target, opened, blockMap, written.imageSizeBytes, written.expectedDigests, onProgress, signal);
+      await readBack(target, opened, blockMap, written, onProgress, signal);
       readBackVerified = true;
       log.info('read-back verified');
     }
     await closeTarget(opened);
-    await rereadPartitionTable(target, log);
+    if (expectedSha256 !== undefined && written.imageSha256 !== expectedSha256) {
+      // The file changed between the check and the write: say so, and never commit its LBA 0.
+      throw new ReimageError(
+        'REIMAGE_IMAGE_CHANGED',
+        `The image ${o.imagePath} changed while it was being written; the target holds an unverified image. Write it again.`,
+        { evidence: { path: o.imagePath, expected: expectedSha256, actual: written.imageSha256 } },
+      );
+    }
     const summary: WriteSummary = {
       format,
       imageSha256Verified,
@@ -153,15 +216,7 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
       directIo: opened.direct,
       targetKind: target.kind,
     };
-    if (expectedSha256 !== undefined && written.imageSha256 !== expectedSha256) {
-      // The file changed between the check and the write: say so, the disk now holds something else.
-      throw new ReimageError(
-        'REIMAGE_IMAGE_CHANGED',
-        `The image ${o.imagePath} changed while it was being written; the target holds an unverified image. Write it again.`,
-        { evidence: { path: o.imagePath, expected: expectedSha256, actual: written.imageSha256 } },
-      );
-    }
-    return summary;
+    return { summary, firstSector: written.firstSector };
   } catch (e) {
     await closeTarget(opened).catch(() => {});
     const error =
@@ -176,14 +231,6 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
             );
     throw touched ? error.withTargetTouched() : error;
   }
-}
-
-function targetBusy(target: TargetInfo, users: readonly string[]): ReimageError {
-  return new ReimageError(
-    'REIMAGE_TARGET_BUSY',
-    `The target ${target.path} is in use (${users.join('; ')}); the target was not touched. Unmount it and its partitions first.`,
-    { evidence: { path: target.path, users } },
-  );
 }
 
 /**
@@ -272,121 +319,6 @@ async function countDecodedBytes(
   return sizeBytes;
 }
 
-interface OpenedTarget {
-  readonly handle: FileHandle;
-  readonly bufferedHandle: FileHandle;
-  readonly direct: boolean;
-  /** BLOCKS_IN_FLIGHT + 1 blocks, aligned for O_DIRECT when `direct`. */
-  readonly slab: Buffer;
-}
-
-/**
- * Opens the target for writing without creating or truncating it. A block device is opened
- * O_EXCL, which the kernel refuses while anything mounts or holds it, and which keeps others
- * from mounting it during the write. O_DIRECT is used when the target and memory alignment allow
- * (no dirty page cache to bound, and measured faster here; see docs/adr/0202).
- */
-async function openTarget(target: TargetInfo): Promise<OpenedTarget> {
-  const exclusive = target.kind === 'block-device' ? constants.O_EXCL : 0;
-  let bufferedHandle: FileHandle;
-  try {
-    bufferedHandle = await open(target.realPath, constants.O_RDWR | exclusive);
-  } catch (e) {
-    if (isSystemError(e) && e.code === 'EBUSY') throw targetBusy(target, ['the kernel reports it busy (EBUSY)']);
-    throw new ReimageError(
-      'REIMAGE_TARGET_UNREADABLE',
-      `Cannot open the target ${target.path} for writing (${isSystemError(e) ? e.code : String(e)}).`,
-      {
-        evidence: { path: target.path },
-        cause: e,
-      },
-    );
-  }
-  const slabBytes = (BLOCKS_IN_FLIGHT + 1) * BLOCK_BYTES;
-  const aligned = pageAlignedSlab(slabBytes);
-  const raw = aligned ?? Buffer.allocUnsafeSlow(slabBytes + 4096);
-  let directHandle: FileHandle | undefined;
-  try {
-    directHandle = await open(target.realPath, constants.O_RDWR | constants.O_DIRECT);
-  } catch {
-    // tmpfs and some other filesystems refuse O_DIRECT: the page cache path it is.
-  }
-  if (directHandle !== undefined) {
-    const offset = await findAlignedOffset(directHandle, raw, target.logicalBlockSizeBytes, aligned !== undefined);
-    if (offset !== undefined)
-      return { handle: directHandle, bufferedHandle, direct: true, slab: raw.subarray(offset, offset + slabBytes) };
-    await directHandle.close();
-  }
-  return { handle: bufferedHandle, bufferedHandle, direct: false, slab: raw.subarray(0, slabBytes) };
-}
-
-/**
- * Memory that starts on a page boundary, which every device's O_DIRECT accepts. Node cannot
- * allocate aligned memory, but a WebAssembly memory is mapped page by page, so it starts on one.
- * Probing alignment with a read is not enough on its own: a read of a hole (a sparse file)
- * builds no I/O and passes at any address, then the writes fail with EINVAL.
- */
-function pageAlignedSlab(bytes: number): Buffer | undefined {
-  try {
-    // The project's TypeScript libs do not declare WebAssembly; Node has it.
-    const wasm = (globalThis as unknown as { WebAssembly?: WasmGlobal }).WebAssembly;
-    if (wasm === undefined) return undefined;
-    const memory = new wasm.Memory({ initial: Math.ceil(bytes / WASM_PAGE_BYTES) });
-    return Buffer.from(memory.buffer, 0, bytes);
-  } catch {
-    return undefined;
-  }
-}
-
-const WASM_PAGE_BYTES = 64 * 1024;
-
-interface WasmGlobal {
-  readonly Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer };
-}
-
-/**
- * Node cannot allocate aligned memory, and O_DIRECT needs it. The slab is allocated with 4 KiB to
- * spare; a one-page O_DIRECT read (which changes nothing on the target) tells which start offset
- * the kernel accepts. Undefined if none does.
- */
-async function findAlignedOffset(
-  handle: FileHandle,
-  raw: Buffer,
-  sectorBytes: number,
-  pageAligned: boolean,
-): Promise<number | undefined> {
-  // Measured: a one-sector read passed at misaligned addresses here, a one-page read does not.
-  const probeBytes = Math.max(4096, sectorBytes);
-  // An already page-aligned slab only needs the one probe that says O_DIRECT reads work at all.
-  for (let offset = 0; offset < (pageAligned ? 1 : 4096); offset += 16) {
-    try {
-      await handle.read(raw, offset, probeBytes, 0);
-      return offset;
-    } catch (e) {
-      if (!isSystemError(e) || e.code !== 'EINVAL') return undefined;
-    }
-  }
-  return undefined;
-}
-
-async function closeTarget(opened: OpenedTarget): Promise<void> {
-  const handles = new Set([opened.handle, opened.bufferedHandle]);
-  let syncError: unknown;
-  for (const handle of handles) {
-    if (handle.fd === -1) continue;
-    // fsync on a block device also flushes the device's write cache. Close whatever happens:
-    // a leaked exclusive descriptor would keep the device busy (and a loop device attached).
-    try {
-      await handle.sync();
-    } catch (error) {
-      syncError ??= error;
-    } finally {
-      await handle.close();
-    }
-  }
-  if (syncError !== undefined) throw syncError;
-}
-
 interface StreamResult {
   readonly bytesIn: number;
   readonly imageSha256: string;
@@ -394,6 +326,8 @@ interface StreamResult {
   readonly counters: BlockSink['counters'];
   /** What the read-back must find: per mapped range with a map, else one whole-image digest. */
   readonly expectedDigests: readonly string[];
+  /** The held first logical block (see BlockSink.firstSector). */
+  readonly firstSector: Buffer | undefined;
 }
 
 async function streamImage(s: {
@@ -403,6 +337,7 @@ async function streamImage(s: {
   target: TargetInfo;
   opened: OpenedTarget;
   size: KnownSize;
+  firstSector: Buffer;
   onProgress: OnProgress;
   onTouch: () => void;
 }): Promise<StreamResult> {
@@ -419,6 +354,7 @@ async function streamImage(s: {
     slab: opened.slab,
     blockMap,
     imageHash,
+    firstSector: s.firstSector,
     onTouch: s.onTouch,
     ...(signal === undefined ? {} : { signal }),
   });
@@ -477,7 +413,14 @@ async function streamImage(s: {
   }
   const expectedDigests =
     blockMap !== undefined ? sink.rangeDigests : imageHash !== undefined ? [imageHash.digest('hex')] : [];
-  return { bytesIn, imageSha256: inputHash.digest('hex'), imageSizeBytes, counters: sink.counters, expectedDigests };
+  return {
+    bytesIn,
+    imageSha256: inputHash.digest('hex'),
+    imageSizeBytes,
+    counters: sink.counters,
+    expectedDigests,
+    firstSector: sink.firstSector,
+  };
 }
 
 /** Streams the image through its decoder (a tool or a zlib stream) into the sink; the decoded size. */
@@ -520,23 +463,23 @@ async function streamThroughDecoder(
 /**
  * Reads back what was written and compares digests: each mapped range with a map, else the whole
  * image. Reads go through O_DIRECT when the target took it, so they reach the device rather than
- * the page cache; otherwise a block device's cache is dropped first.
+ * the page cache; otherwise a block device's cache is dropped first. The first logical block is
+ * not on the target yet: the held copy stands in for it here (it is the one the digests were
+ * taken from), and commitFirstSector reads it back after writing it.
  */
 async function readBack(
   target: TargetInfo,
   opened: OpenedTarget,
   blockMap: BlockMap | undefined,
-  imageSizeBytes: number,
-  expectedDigests: readonly string[],
+  written: StreamResult,
   onProgress: OnProgress,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  await opened.bufferedHandle.sync();
-  if (opened.handle !== opened.bufferedHandle) await opened.handle.sync();
+  await syncTarget(opened);
   if (!opened.direct) await dropBlockDeviceCache(target);
   const ranges =
     blockMap === undefined
-      ? [{ offsetBytes: 0, lengthBytes: imageSizeBytes, name: 'image', algorithm: 'sha256' }]
+      ? [{ offsetBytes: 0, lengthBytes: written.imageSizeBytes, name: 'image', algorithm: 'sha256' }]
       : blockMap.ranges.map((r) => ({
           offsetBytes: r.offsetBytes,
           lengthBytes: r.lengthBytes,
@@ -547,6 +490,7 @@ async function readBack(
   const progress = throttleProgress(onProgress);
   const buffer = opened.slab.subarray(0, BLOCK_BYTES);
   const sectorBytes = target.logicalBlockSizeBytes;
+  const firstSector = written.firstSector;
   let doneBytes = 0;
   for (const [index, range] of ranges.entries()) {
     const hash = createHash(range.algorithm);
@@ -556,18 +500,16 @@ async function readBack(
       const length = Math.min(BLOCK_BYTES, endBytes - at);
       const aligned = opened.direct && at % sectorBytes === 0 && length % sectorBytes === 0;
       const handle = aligned ? opened.handle : opened.bufferedHandle;
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await handle.read(buffer, got, length - got, at + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
+      const got = await readAt(handle, buffer.subarray(0, length), at);
+      if (firstSector !== undefined && at < firstSector.length) {
+        firstSector.copy(buffer, 0, at, Math.min(firstSector.length, at + got));
       }
       hash.update(buffer.subarray(0, got));
       doneBytes += got;
       progress.report({ phase: 'read back', done: doneBytes, total: totalBytes, unit: 'bytes' });
     }
     const actual = hash.digest('hex');
-    const expected = expectedDigests[index];
+    const expected = written.expectedDigests[index];
     if (expected !== actual) {
       throw new ReimageError(
         'REIMAGE_WRITE_VERIFY_MISMATCH',
