@@ -30,6 +30,7 @@ import { detectImageFormat, imageUnreadable } from './image-format.ts';
 import { bzip2SizeBound, readSizeHint } from './image-size.ts';
 import { garbageReleaser } from './release-garbage.ts';
 import { sha256File } from './sha256-file.ts';
+import { writeAborted } from './write-aborted.ts';
 import { reusableZstdAvailable, zstdChunks } from './zstd-chunks.ts';
 
 export interface WriteImageOptions {
@@ -123,6 +124,48 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
  * changed has `targetTouched: true`; before that, none does. The target's LBA 0 is never written.
  */
 export async function writeImageHoldingFirstSector(o: WriteImageOptions): Promise<HeldWrite> {
+  const state: WriteState = { step: 'before it started', touched: false, targetPath: undefined };
+  try {
+    return await writeAllButFirstSector(o, state);
+  } catch (e) {
+    throw honestError(e, o.signal, state);
+  }
+}
+
+/** Where a write is, for the one error an interruption or failure turns into. */
+interface WriteState {
+  /** Says when, as "… was interrupted <step>". */
+  step: string;
+  /** True once any byte of the target may have changed. */
+  touched: boolean;
+  /** Set once the target is open for writing: a failure from then on is a write failure. */
+  targetPath: string | undefined;
+}
+
+/**
+ * The one error a failed write surfaces as. An abort, wherever it lands (the digest check, the
+ * counting pass, a decoder killed, a write, the read-back), is REIMAGE_WRITE_ABORTED saying
+ * whether the target was touched; anything else keeps its code and gains `targetTouched` once
+ * the target may have changed.
+ */
+function honestError(e: unknown, signal: AbortSignal | undefined, state: WriteState): unknown {
+  if (signal?.aborted === true) {
+    if (e instanceof ReimageError && e.code === 'REIMAGE_WRITE_ABORTED')
+      return state.touched ? e.withTargetTouched() : e;
+    return writeAborted(state.touched, state.step, e);
+  }
+  let error: unknown = e;
+  if (!(e instanceof ReimageError) && state.targetPath !== undefined) {
+    error = new ReimageError(
+      'REIMAGE_TARGET_WRITE_FAILED',
+      `Writing ${state.targetPath} failed (${isSystemError(e) ? e.code : e instanceof Error ? e.message : String(e)}).`,
+      { evidence: { path: state.targetPath }, cause: e },
+    );
+  }
+  return error instanceof ReimageError && state.touched ? error.withTargetTouched() : error;
+}
+
+async function writeAllButFirstSector(o: WriteImageOptions, state: WriteState): Promise<HeldWrite> {
   const startedMs = Date.now();
   const log = o.log ?? silentLogger;
   const onProgress = o.onProgress ?? ignoreProgress;
@@ -142,6 +185,7 @@ export async function writeImageHoldingFirstSector(o: WriteImageOptions): Promis
         evidence: { field: 'sha256', actual: o.sha256 },
       });
     }
+    state.step = 'while checking the image digest';
     const actual = await sha256File(o.imagePath, { ...(signal === undefined ? {} : { signal }), onProgress });
     if (actual !== expectedSha256) {
       throw new ReimageError(
@@ -156,6 +200,7 @@ export async function writeImageHoldingFirstSector(o: WriteImageOptions): Promis
     log.warn('the image was not verified: no --sha256 given');
   }
 
+  state.step = 'while finding the image size';
   const size = await decodedSize(o, format, blockMap, target, log, onProgress);
   const imageSizeBytes = size.maxBytes;
   if (imageSizeBytes > target.sizeBytes) {
@@ -166,13 +211,15 @@ export async function writeImageHoldingFirstSector(o: WriteImageOptions): Promis
     );
   }
 
+  state.step = 'while opening the target';
   const opened = await openTarget(target, (BLOCKS_IN_FLIGHT + 1) * BLOCK_BYTES);
-  let touched = false;
+  state.targetPath = target.path;
   try {
     // The old first sector, which the held one starts from: bytes of it the image does not
     // cover (unmapped, past a tiny image's end) stay as they were.
     const oldFirstSector = Buffer.alloc(Math.min(target.logicalBlockSizeBytes, target.sizeBytes));
     await readAt(opened.bufferedHandle, oldFirstSector, 0);
+    state.step = 'while writing';
     const written = await streamImage({
       o,
       format,
@@ -183,16 +230,18 @@ export async function writeImageHoldingFirstSector(o: WriteImageOptions): Promis
       firstSector: oldFirstSector,
       onProgress,
       onTouch: () => {
-        touched = true;
+        state.touched = true;
         o.onTargetTouched?.();
       },
     });
     let readBackVerified = false;
     if (o.verify === true) {
+      state.step = 'while reading back';
       await readBack(target, opened, blockMap, written, onProgress, signal);
       readBackVerified = true;
       log.info('read-back verified');
     }
+    state.step = 'while flushing the target';
     await closeTarget(opened);
     if (expectedSha256 !== undefined && written.imageSha256 !== expectedSha256) {
       // The file changed between the check and the write: say so, and never commit its LBA 0.
@@ -219,17 +268,7 @@ export async function writeImageHoldingFirstSector(o: WriteImageOptions): Promis
     return { summary, firstSector: written.firstSector };
   } catch (e) {
     await closeTarget(opened).catch(() => {});
-    const error =
-      e instanceof ReimageError
-        ? e
-        : signal?.aborted === true
-          ? new ReimageError('REIMAGE_WRITE_ABORTED', 'The write was aborted.', { cause: e })
-          : new ReimageError(
-              'REIMAGE_TARGET_WRITE_FAILED',
-              `Writing ${target.path} failed (${isSystemError(e) ? e.code : e instanceof Error ? e.message : String(e)}).`,
-              { evidence: { path: target.path }, cause: e },
-            );
-    throw touched ? error.withTargetTouched() : error;
+    throw e;
   }
 }
 
