@@ -164,6 +164,37 @@ describe('writeImage onto real files and loop devices', () => {
     });
   }
 
+  for (const format of ['xz', 'zstd'] as const) {
+    it(`a corrupt ${format} stream that records its size: found mid-write (touched, LBA 0 kept), refused untouched with --sha256`, async () => {
+      assert.ok(loop !== undefined);
+      // xz's index and zstd's frame headers record the size, so no counting pass runs (ADR 0200):
+      // damage in the middle of the data is found only when the decoder reaches it.
+      const corrupt = join(set.dir, `corrupt-sized-${format}`);
+      const bytes = Buffer.from(readFileSync(set[format]));
+      const middle = Math.floor(bytes.length / 2);
+      for (let i = 0; i < 64; i++) bytes[middle + i] = (bytes[middle + i] ?? 0) ^ 0x5a;
+      writeFileSync(corrupt, bytes);
+
+      redirty(loop, TARGET_BYTES);
+      const mid = await expectError(writeImage({ imagePath: corrupt, targetPath: loop }), 'REIMAGE_IMAGE_CORRUPT');
+      assert.equal(mid.targetTouched, true, 'found mid-write: the exit code says touched');
+      assert.ok(
+        readRange(loop, 0, 512).every((byte) => byte === 0xa5),
+        'LBA 0 is still the old one',
+      );
+      assert.ok(!readRange(loop, 0, 64 * 1024).every((byte) => byte === 0xa5), 'the write had begun');
+
+      redirty(loop, TARGET_BYTES);
+      const before = sha256(readRange(loop, 0, TARGET_BYTES));
+      const refused = await expectError(
+        writeImage({ imagePath: corrupt, targetPath: loop, sha256: await sha256File(set[format]) }),
+        'REIMAGE_IMAGE_DIGEST_MISMATCH',
+      );
+      assert.equal(refused.targetTouched, false);
+      assert.equal(sha256(readRange(loop, 0, TARGET_BYTES)), before, 'not one byte changed');
+    });
+  }
+
   it('fails with the target touched when a stream ends early past the size check (block map)', async () => {
     const truncated = join(set.dir, 'truncated-map.zst');
     copyFileSync(set.zstd, truncated);
