@@ -1,9 +1,12 @@
 export {
+  checkImageFits,
   dropBlockDeviceCache,
   findTargetUsers,
   inspectTarget,
+  refuseBusyTarget,
   rereadPartitionTable,
   type TargetInfo,
+  targetBusy,
   zeroRange,
 } from './block-device.ts';
 export { attachLoopDevice, type LoopDevice } from './loop-device.ts';
@@ -16,12 +19,13 @@ export {
   refreshPartitions,
   resolvePartition,
 } from './partitions.ts';
+export { FILE_LOGICAL_BLOCK_BYTES, SYSFS_SECTOR_BYTES } from './sector-bytes.ts';
 export {
   closeTarget,
   type OpenedTarget,
   openTarget,
   readAt,
+  readFirstLogicalBlock,
   syncTarget,
-  targetBusy,
   writeAt,
 } from './target-handle.ts';

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
-import type { TargetInfo } from './block-device.ts';
+import { type TargetInfo, targetBusy } from './block-device.ts';
 
 /** The target opened for writing: an O_DIRECT fd when the target takes it, and a buffered one. */
 export interface OpenedTarget {
@@ -12,15 +12,6 @@ export interface OpenedTarget {
   readonly direct: boolean;
   /** `slabBytes` of memory, aligned for O_DIRECT when `direct`. */
   readonly slab: Buffer;
-}
-
-/** REIMAGE_TARGET_BUSY: something mounts or holds the target; nothing was written. */
-export function targetBusy(target: TargetInfo, users: readonly string[]): ReimageError {
-  return new ReimageError(
-    'REIMAGE_TARGET_BUSY',
-    `The target ${target.path} is in use (${users.join('; ')}); the target was not touched. Unmount it and its partitions first.`,
-    { evidence: { path: target.path, users } },
-  );
 }
 
 /**
@@ -119,6 +110,16 @@ export async function readAt(handle: FileHandle, buffer: Buffer, positionBytes: 
     got += bytesRead;
   }
   return got;
+}
+
+/**
+ * The target's first logical block as it is now (the whole target if smaller): what a write that
+ * holds LBA 0 back starts its held copy from.
+ */
+export async function readFirstLogicalBlock(opened: OpenedTarget, target: TargetInfo): Promise<Buffer> {
+  const block = Buffer.alloc(Math.min(target.logicalBlockSizeBytes, target.sizeBytes));
+  await readAt(opened.bufferedHandle, block, 0);
+  return block;
 }
 
 /** Writes all of `data` at `positionBytes`. */

@@ -5,10 +5,12 @@ import { type TargetInfo, writeAt, zeroRange } from '../disk/index.ts';
 import type { BlockMap, MappedRange } from './block-map.ts';
 import { isZeroGranule, planBlockSegments, ZERO_GRANULE_BYTES } from './segments.ts';
 
-/** Decoded bytes are gathered into blocks of this size before they are written. */
-export const BLOCK_BYTES = 4 * 1024 * 1024;
-/** Blocks in flight at once: enough to keep the disk busy while the decoder fills the next one. */
-export const BLOCKS_IN_FLIGHT = 4;
+/** Decoded bytes are gathered into write blocks of this size before they are written. */
+export const WRITE_BLOCK_BYTES = 4 * 1024 * 1024;
+/** Write blocks in flight at once: enough to keep the disk busy while the decoder fills the next one. */
+export const WRITE_BLOCKS_IN_FLIGHT = 4;
+/** Memory a BlockSink needs: the write blocks in flight plus one block of zeros. */
+export const SINK_SLAB_BYTES = (WRITE_BLOCKS_IN_FLIGHT + 1) * WRITE_BLOCK_BYTES;
 /** The kernel is asked to zero whole units of this size only. */
 const KERNEL_ZERO_UNIT_BYTES = 4096;
 /** Zero runs at least this long go to the kernel (fallocate); shorter ones are written. */
@@ -32,8 +34,14 @@ export interface BlockSinkOptions {
   /** A buffered fd for writes O_DIRECT cannot take (an unaligned tail). Same as handle when not direct. */
   readonly bufferedHandle: FileHandle;
   readonly direct: boolean;
-  /** Memory for BLOCKS_IN_FLIGHT + 1 blocks (the last one stays zero), aligned for O_DIRECT. */
+  /** SINK_SLAB_BYTES of memory (the last block stays zero), aligned for O_DIRECT. */
   readonly slab: Buffer;
+  /**
+   * The most image bytes the write may take (its known size, or a bound not above the target's
+   * size): more is `tooLong`'s error before a byte past it is written.
+   */
+  readonly maxImageBytes: number;
+  readonly tooLong: (decodedBytes: number) => ReimageError;
   readonly blockMap: BlockMap | undefined;
   /** Hash of the whole decoded image, for the read-back check without a map. */
   readonly imageHash: Hash | undefined;
@@ -77,12 +85,15 @@ export class BlockSink {
   #firstSectorHeld = false;
   readonly #kernelZeroOps = new Set<Promise<void>>();
   /** Granules of the current block found zero in push and never copied in (their bytes are stale). */
-  readonly #knownZero = new Uint8Array(BLOCK_BYTES / ZERO_GRANULE_BYTES);
+  readonly #knownZero = new Uint8Array(WRITE_BLOCK_BYTES / ZERO_GRANULE_BYTES);
 
   constructor(o: BlockSinkOptions) {
     this.#o = o;
-    for (let i = 0; i < BLOCKS_IN_FLIGHT; i++) this.#free.push(o.slab.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES));
-    this.#zeros = o.slab.subarray(BLOCKS_IN_FLIGHT * BLOCK_BYTES, (BLOCKS_IN_FLIGHT + 1) * BLOCK_BYTES).fill(0);
+    for (let i = 0; i < WRITE_BLOCKS_IN_FLIGHT; i++)
+      this.#free.push(o.slab.subarray(i * WRITE_BLOCK_BYTES, (i + 1) * WRITE_BLOCK_BYTES));
+    this.#zeros = o.slab
+      .subarray(WRITE_BLOCKS_IN_FLIGHT * WRITE_BLOCK_BYTES, (WRITE_BLOCKS_IN_FLIGHT + 1) * WRITE_BLOCK_BYTES)
+      .fill(0);
     const first = this.#free.pop();
     if (first === undefined) throw new Error('no block buffers');
     this.#current = first;
@@ -100,13 +111,13 @@ export class BlockSink {
   async push(chunk: Buffer): Promise<void> {
     let offset = 0;
     while (offset < chunk.length) {
-      const take = Math.min(chunk.length - offset, BLOCK_BYTES - this.#fill);
+      const take = Math.min(chunk.length - offset, WRITE_BLOCK_BYTES - this.#fill);
       if (this.#o.blockMap !== undefined) this.#copyMapped(chunk, offset, take);
       else if (this.#o.imageHash !== undefined) chunk.copy(this.#current, this.#fill, offset, offset + take);
       else this.#copySkippingZeros(chunk, offset, take);
       this.#fill += take;
       offset += take;
-      if (this.#fill === BLOCK_BYTES) await this.#dispatch();
+      if (this.#fill === WRITE_BLOCK_BYTES) await this.#dispatch();
     }
   }
 
@@ -162,6 +173,11 @@ export class BlockSink {
     this.#copyRangeIndex = index;
   }
 
+  /** After a failure elsewhere: writes nothing more, only lets the writes in flight settle. */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
   /** Writes what is left, waits for every write, and returns the image's decoded size. */
   async end(): Promise<number> {
     if (this.#fill > 0) await this.#dispatch();
@@ -213,16 +229,9 @@ export class BlockSink {
     const length = this.#fill;
     const startBytes = this.#blockOffsetBytes;
     const endBytes = startBytes + length;
-    if (endBytes > this.#o.target.sizeBytes) {
-      // Never write past the end: a file target would grow, a device write would fail half-way.
-      throw this.#fail(
-        new ReimageError(
-          'REIMAGE_TARGET_TOO_SMALL',
-          `The image is larger than the target ${this.#o.target.path} (${this.#o.target.sizeBytes} bytes). Use a larger disk.`,
-          { evidence: { path: this.#o.target.path, expected: `>= ${endBytes}`, actual: this.#o.target.sizeBytes } },
-        ),
-      );
-    }
+    // Never write past the known size (which fits the target): a file target would grow, a device
+    // write would fail half-way, and the image is not the one its size promised.
+    if (endBytes > this.#o.maxImageBytes) throw this.#fail(this.#o.tooLong(endBytes));
     this.#o.imageHash?.update(block.subarray(0, length));
     this.counters.imageBytes = endBytes;
     let pendingWrites = 0;
@@ -380,8 +389,8 @@ export class BlockSink {
   /** Writes zeros from the shared zero block, several writes at once. */
   async #writeZeros(startBytes: number, endBytes: number): Promise<void> {
     const writes: Promise<void>[] = [];
-    for (let at = startBytes; at < endBytes; at += BLOCK_BYTES) {
-      const pieceEnd = Math.min(endBytes, at + BLOCK_BYTES);
+    for (let at = startBytes; at < endBytes; at += WRITE_BLOCK_BYTES) {
+      const pieceEnd = Math.min(endBytes, at + WRITE_BLOCK_BYTES);
       writes.push(this.#write(this.#zeros.subarray(0, pieceEnd - at), at));
     }
     await Promise.all(writes);
