@@ -43,7 +43,13 @@ export async function commitFirstSector(
   try {
     opened = await openTarget(target, Math.max(4096, expectedBytes));
   } catch (e) {
-    throw e instanceof ReimageError ? e.withTargetTouched() : e;
+    if (!(e instanceof ReimageError)) throw e;
+    // The rest of the image is on the target already: say so, whatever the open refused.
+    throw new ReimageError(
+      e.code,
+      `Cannot open ${target.path} to write its first sector: ${e.message.replace(/; the target was not touched/, '')} The rest of the image is written; its first sector is still the old one.`,
+      { evidence: e.evidence, cause: e, targetTouched: true },
+    );
   }
   try {
     const buffer = opened.slab.subarray(0, firstSector.length);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isReimageError } from '../../../src/core/reimage-error.ts';
@@ -166,6 +166,26 @@ describe('the first logical block is written last', () => {
       sha256(old.subarray(0, MIB)),
       'the unmapped first MiB kept its bytes',
     );
+  });
+
+  it('commitFirstSector refuses a block of the wrong size, and a held target, leaving LBA 0 old', async () => {
+    assert.ok(loop !== undefined);
+    const old = fillRandom(loop, TARGET_BYTES);
+    await assert.rejects(commitFirstSector(loop, Buffer.alloc(4096)), /first logical block/);
+    // Something else holds the device exclusively (as a mount would).
+    const held = openSync(loop, constants.O_RDONLY | constants.O_EXCL);
+    try {
+      await assert.rejects(commitFirstSector(loop, randomBytes(SECTOR_BYTES)), (e: unknown) => {
+        assert.ok(isReimageError(e), String(e));
+        assert.equal(e.code, 'REIMAGE_TARGET_BUSY');
+        assert.equal(e.targetTouched, true, 'the rest of the image is on it');
+        assert.doesNotMatch(e.message, /not touched/);
+        return true;
+      });
+    } finally {
+      closeSync(held);
+    }
+    assert.equal(sha256(readRange(loop, 0, SECTOR_BYTES)), sha256(old.subarray(0, SECTOR_BYTES)));
   });
 
   it('holds one 4 KiB logical block on a 4Kn device', async () => {
