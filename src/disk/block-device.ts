@@ -6,6 +6,7 @@ import type { Logger } from '../core/logger.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
 import { refreshPartitions } from './partitions.ts';
+import { FILE_LOGICAL_BLOCK_BYTES, SYSFS_SECTOR_BYTES } from './sector-bytes.ts';
 
 /** What we need to know about a write target before touching it. */
 export interface TargetInfo {
@@ -35,7 +36,7 @@ async function sysfsText(path: string): Promise<string | undefined> {
 }
 
 /** Size in bytes of a block device by its "major:minor", from sysfs (always in 512-byte units). */
-export async function blockDeviceSizeBytes(deviceNumber: string): Promise<number> {
+async function blockDeviceSizeBytes(deviceNumber: string): Promise<number> {
   const sectors = await sysfsText(`/sys/dev/block/${deviceNumber}/size`);
   if (sectors === undefined || !/^\d+$/.test(sectors)) {
     throw new ReimageError(
@@ -46,7 +47,7 @@ export async function blockDeviceSizeBytes(deviceNumber: string): Promise<number
       },
     );
   }
-  return Number(sectors) * 512;
+  return Number(sectors) * SYSFS_SECTOR_BYTES;
 }
 
 /** Stats a target: a block device or an existing regular file. It is never created or resized. */
@@ -77,12 +78,19 @@ export async function inspectTarget(path: string): Promise<TargetInfo> {
       realPath,
       kind: 'block-device',
       sizeBytes,
-      logicalBlockSizeBytes: lbs !== undefined && /^\d+$/.test(lbs) ? Number(lbs) : 512,
+      logicalBlockSizeBytes: lbs !== undefined && /^\d+$/.test(lbs) ? Number(lbs) : SYSFS_SECTOR_BYTES,
       deviceNumber,
     };
   }
   if (stats.isFile()) {
-    return { path, realPath, kind: 'file', sizeBytes: stats.size, logicalBlockSizeBytes: 512, deviceNumber: undefined };
+    return {
+      path,
+      realPath,
+      kind: 'file',
+      sizeBytes: stats.size,
+      logicalBlockSizeBytes: FILE_LOGICAL_BLOCK_BYTES,
+      deviceNumber: undefined,
+    };
   }
   throw targetError(
     'REIMAGE_TARGET_UNSUPPORTED',
@@ -182,6 +190,43 @@ export async function findTargetUsers(target: TargetInfo): Promise<string[]> {
     for (const holder of holders) users.push(`${name} is in use by ${holder}`);
   }
   return users;
+}
+
+/** Refuses, untouched, a target that is mounted or held (see findTargetUsers). */
+export async function refuseBusyTarget(target: TargetInfo): Promise<void> {
+  const users = await findTargetUsers(target);
+  if (users.length > 0) throw targetBusy(target, users);
+}
+
+/** REIMAGE_TARGET_BUSY: something mounts or holds the target; nothing was written. */
+export function targetBusy(target: TargetInfo, users: readonly string[]): ReimageError {
+  return new ReimageError(
+    'REIMAGE_TARGET_BUSY',
+    `The target ${target.path} is in use (${users.join('; ')}); the target was not touched. Unmount it and its partitions first.`,
+    { evidence: { path: target.path, users } },
+  );
+}
+
+/**
+ * The one "image larger than target" check: refuses, untouched, an image of `imageSizeBytes`
+ * (exact, or an upper bound) that does not fit. Evidence is about the target: what its size
+ * should be at least (expected) and what it is (actual).
+ */
+export function checkImageFits(target: TargetInfo, imageSizeBytes: number): void {
+  if (imageSizeBytes <= target.sizeBytes) return;
+  throw new ReimageError(
+    'REIMAGE_TARGET_TOO_SMALL',
+    `The image (${imageSizeBytes} bytes) is larger than the target ${target.path} (${target.sizeBytes} bytes); the target was not touched. Use a larger disk or an image made for it.`,
+    {
+      evidence: {
+        path: target.path,
+        expected: `>= ${imageSizeBytes}`,
+        actual: target.sizeBytes,
+        imageSizeBytes,
+        targetSizeBytes: target.sizeBytes,
+      },
+    },
+  );
 }
 
 /**

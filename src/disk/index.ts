@@ -1,3 +1,14 @@
+export {
+  checkImageFits,
+  dropBlockDeviceCache,
+  findTargetUsers,
+  inspectTarget,
+  refuseBusyTarget,
+  rereadPartitionTable,
+  type TargetInfo,
+  targetBusy,
+  zeroRange,
+} from './block-device.ts';
 export { attachLoopDevice, type LoopDevice } from './loop-device.ts';
 export { type Mounted, mountReadOnly, mountReadWrite } from './mount.ts';
 export {
@@ -8,3 +19,13 @@ export {
   refreshPartitions,
   resolvePartition,
 } from './partitions.ts';
+export { FILE_LOGICAL_BLOCK_BYTES, SYSFS_SECTOR_BYTES } from './sector-bytes.ts';
+export {
+  closeTarget,
+  type OpenedTarget,
+  openTarget,
+  readAt,
+  readFirstLogicalBlock,
+  syncTarget,
+  writeAt,
+} from './target-handle.ts';

@@ -6,6 +6,7 @@ import { ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
 import { describePartitionRef, partitionDevicePath } from '../plan/partition-name.ts';
 import type { PartitionRef } from '../plan/plan-schema.ts';
+import { SYSFS_SECTOR_BYTES } from './sector-bytes.ts';
 
 export interface PartitionInfo {
   readonly device: string;
@@ -46,12 +47,11 @@ export async function probeFilesystem(device: string): Promise<Record<string, st
 export async function describePartitions(diskDevice: string): Promise<PartitionInfo[]> {
   const infos: PartitionInfo[] = [];
   for (const device of await listPartitionDevices(diskDevice)) {
-    // sysfs counts 512-byte sectors whatever the device's logical block size.
     const sizeText = await readFile(`/sys/class/block/${basename(device)}/size`, 'utf8');
     const fields = await probeFilesystem(device);
     infos.push({
       device,
-      sizeBytes: Number(sizeText.trim()) * 512,
+      sizeBytes: Number(sizeText.trim()) * SYSFS_SECTOR_BYTES,
       fsType: fields.TYPE,
       label: fields.LABEL,
       uuid: fields.UUID,

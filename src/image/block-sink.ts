@@ -1,15 +1,18 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { ReimageError } from '../core/reimage-error.ts';
-import type { TargetInfo } from '../disk/block-device.ts';
-import { zeroRange } from '../disk/block-device.ts';
+import { type TargetInfo, writeAt, zeroRange } from '../disk/index.ts';
 import type { BlockMap, MappedRange } from './block-map.ts';
 import { isZeroGranule, planBlockSegments, ZERO_GRANULE_BYTES } from './segments.ts';
 
-/** Decoded bytes are gathered into blocks of this size before they are written. */
-export const BLOCK_BYTES = 4 * 1024 * 1024;
-/** Blocks in flight at once: enough to keep the disk busy while the decoder fills the next one. */
-export const BLOCKS_IN_FLIGHT = 4;
+/** Decoded bytes are gathered into write blocks of this size before they are written. */
+export const WRITE_BLOCK_BYTES = 4 * 1024 * 1024;
+/** Write blocks in flight at once: enough to keep the disk busy while the decoder fills the next one. */
+export const WRITE_BLOCKS_IN_FLIGHT = 4;
+/** Memory a BlockSink needs: the write blocks in flight plus one block of zeros. */
+export const SINK_SLAB_BYTES = (WRITE_BLOCKS_IN_FLIGHT + 1) * WRITE_BLOCK_BYTES;
+/** The kernel is asked to zero whole units of this size only. */
+const KERNEL_ZERO_UNIT_BYTES = 4096;
 /** Zero runs at least this long go to the kernel (fallocate); shorter ones are written. */
 export const MIN_KERNEL_ZERO_RUN_BYTES = 1024 * 1024;
 /** Kernel zeroing requests (one tool process each) running at once. */
@@ -31,13 +34,25 @@ export interface BlockSinkOptions {
   /** A buffered fd for writes O_DIRECT cannot take (an unaligned tail). Same as handle when not direct. */
   readonly bufferedHandle: FileHandle;
   readonly direct: boolean;
-  /** Memory for BLOCKS_IN_FLIGHT + 1 blocks (the last one stays zero), aligned for O_DIRECT. */
+  /** SINK_SLAB_BYTES of memory (the last block stays zero), aligned for O_DIRECT. */
   readonly slab: Buffer;
+  /**
+   * The most image bytes the write may take (its known size, or a bound not above the target's
+   * size): more is `tooLong`'s error before a byte past it is written.
+   */
+  readonly maxImageBytes: number;
+  readonly tooLong: (decodedBytes: number) => ReimageError;
   readonly blockMap: BlockMap | undefined;
   /** Hash of the whole decoded image, for the read-back check without a map. */
   readonly imageHash: Hash | undefined;
   readonly onTouch: () => void;
   readonly signal?: AbortSignal;
+  /**
+   * The target's first logical block as it is now (LBA 0, target.logicalBlockSizeBytes long, or
+   * the whole target if smaller). Image bytes that fall in it are copied here instead of being
+   * written: LBA 0 is written last, in one write, by commitFirstSector (docs/adr/0205).
+   */
+  readonly firstSector: Buffer;
 }
 
 /**
@@ -67,30 +82,42 @@ export class BlockSink {
   #kernelZeroing = true;
   #bufferedSinceFlush = 0;
   #touched = false;
+  #firstSectorHeld = false;
   readonly #kernelZeroOps = new Set<Promise<void>>();
   /** Granules of the current block found zero in push and never copied in (their bytes are stale). */
-  readonly #knownZero = new Uint8Array(BLOCK_BYTES / ZERO_GRANULE_BYTES);
+  readonly #knownZero = new Uint8Array(WRITE_BLOCK_BYTES / ZERO_GRANULE_BYTES);
 
   constructor(o: BlockSinkOptions) {
     this.#o = o;
-    for (let i = 0; i < BLOCKS_IN_FLIGHT; i++) this.#free.push(o.slab.subarray(i * BLOCK_BYTES, (i + 1) * BLOCK_BYTES));
-    this.#zeros = o.slab.subarray(BLOCKS_IN_FLIGHT * BLOCK_BYTES, (BLOCKS_IN_FLIGHT + 1) * BLOCK_BYTES).fill(0);
+    for (let i = 0; i < WRITE_BLOCKS_IN_FLIGHT; i++)
+      this.#free.push(o.slab.subarray(i * WRITE_BLOCK_BYTES, (i + 1) * WRITE_BLOCK_BYTES));
+    this.#zeros = o.slab
+      .subarray(WRITE_BLOCKS_IN_FLIGHT * WRITE_BLOCK_BYTES, (WRITE_BLOCKS_IN_FLIGHT + 1) * WRITE_BLOCK_BYTES)
+      .fill(0);
     const first = this.#free.pop();
     if (first === undefined) throw new Error('no block buffers');
     this.#current = first;
+  }
+
+  /**
+   * The target's new first logical block (image bytes over the old ones), or undefined when no
+   * image byte was meant for it (a block map that does not map LBA 0): then nothing is written there.
+   */
+  get firstSector(): Buffer | undefined {
+    return this.#firstSectorHeld ? this.#o.firstSector : undefined;
   }
 
   /** Copies a decoded chunk in; resolves when the sink can take more. */
   async push(chunk: Buffer): Promise<void> {
     let offset = 0;
     while (offset < chunk.length) {
-      const take = Math.min(chunk.length - offset, BLOCK_BYTES - this.#fill);
+      const take = Math.min(chunk.length - offset, WRITE_BLOCK_BYTES - this.#fill);
       if (this.#o.blockMap !== undefined) this.#copyMapped(chunk, offset, take);
       else if (this.#o.imageHash !== undefined) chunk.copy(this.#current, this.#fill, offset, offset + take);
       else this.#copySkippingZeros(chunk, offset, take);
       this.#fill += take;
       offset += take;
-      if (this.#fill === BLOCK_BYTES) await this.#dispatch();
+      if (this.#fill === WRITE_BLOCK_BYTES) await this.#dispatch();
     }
   }
 
@@ -146,6 +173,11 @@ export class BlockSink {
     this.#copyRangeIndex = index;
   }
 
+  /** After a failure elsewhere: writes nothing more, only lets the writes in flight settle. */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
   /** Writes what is left, waits for every write, and returns the image's decoded size. */
   async end(): Promise<number> {
     if (this.#fill > 0) await this.#dispatch();
@@ -197,16 +229,9 @@ export class BlockSink {
     const length = this.#fill;
     const startBytes = this.#blockOffsetBytes;
     const endBytes = startBytes + length;
-    if (endBytes > this.#o.target.sizeBytes) {
-      // Never write past the end: a file target would grow, a device write would fail half-way.
-      throw this.#fail(
-        new ReimageError(
-          'REIMAGE_TARGET_TOO_SMALL',
-          `The image is larger than the target ${this.#o.target.path} (${this.#o.target.sizeBytes} bytes). Use a larger disk.`,
-          { evidence: { path: this.#o.target.path, expected: `>= ${endBytes}`, actual: this.#o.target.sizeBytes } },
-        ),
-      );
-    }
+    // Never write past the known size (which fits the target): a file target would grow, a device
+    // write would fail half-way, and the image is not the one its size promised.
+    if (endBytes > this.#o.maxImageBytes) throw this.#fail(this.#o.tooLong(endBytes));
     this.#o.imageHash?.update(block.subarray(0, length));
     this.counters.imageBytes = endBytes;
     let pendingWrites = 0;
@@ -318,19 +343,26 @@ export class BlockSink {
   /** Ends a run of zero bytes: the kernel zeroes long runs, short ones (or all, as fallback) are written. */
   async #flushZeroRun(): Promise<void> {
     if (this.#pendingZeroStart < 0) return;
-    const startBytes = this.#pendingZeroStart;
+    // A run that covers LBA 0 leaves it to the held first sector: the kernel must not zero it early.
+    const startBytes = this.#holdFirstSector(this.#pendingZeroStart, this.#pendingZeroEnd);
     const endBytes = this.#pendingZeroEnd;
     this.#pendingZeroStart = -1;
     this.#pendingZeroEnd = -1;
-    // Runs start on granule boundaries; a device zeroes whole 4 KiB units only (an image tail
-    // may end mid-sector), so the kernel gets the aligned part and the rest is written.
-    const kernelBytes = Math.floor((endBytes - startBytes) / 4096) * 4096;
+    if (startBytes >= endBytes) return;
+    // A device zeroes whole 4 KiB units only (an image tail may end mid-sector, and a run may start
+    // just past the held first sector), so the kernel gets the aligned middle and the rest is written.
+    const kernelStartBytes = Math.min(
+      endBytes,
+      Math.ceil(startBytes / KERNEL_ZERO_UNIT_BYTES) * KERNEL_ZERO_UNIT_BYTES,
+    );
+    const kernelBytes = Math.floor((endBytes - kernelStartBytes) / KERNEL_ZERO_UNIT_BYTES) * KERNEL_ZERO_UNIT_BYTES;
     if (this.#kernelZeroing && kernelBytes >= MIN_KERNEL_ZERO_RUN_BYTES) {
       this.#markTouched();
+      if (kernelStartBytes > startBytes) this.#track(this.#writeZeros(startBytes, kernelStartBytes));
       // The zeroing runs beside the decoding instead of stalling it: its range is disjoint from
       // every data write, so order does not matter. Only a few tool processes at a time.
       while (this.#kernelZeroOps.size >= KERNEL_ZERO_OPS_IN_FLIGHT) await Promise.race(this.#kernelZeroOps);
-      const op = this.#zeroByKernel(startBytes, endBytes, kernelBytes).finally(() => {
+      const op = this.#zeroByKernel(kernelStartBytes, endBytes, kernelBytes).finally(() => {
         this.#kernelZeroOps.delete(op);
       });
       this.#kernelZeroOps.add(op);
@@ -357,8 +389,8 @@ export class BlockSink {
   /** Writes zeros from the shared zero block, several writes at once. */
   async #writeZeros(startBytes: number, endBytes: number): Promise<void> {
     const writes: Promise<void>[] = [];
-    for (let at = startBytes; at < endBytes; at += BLOCK_BYTES) {
-      const pieceEnd = Math.min(endBytes, at + BLOCK_BYTES);
+    for (let at = startBytes; at < endBytes; at += WRITE_BLOCK_BYTES) {
+      const pieceEnd = Math.min(endBytes, at + WRITE_BLOCK_BYTES);
       writes.push(this.#write(this.#zeros.subarray(0, pieceEnd - at), at));
     }
     await Promise.all(writes);
@@ -370,29 +402,43 @@ export class BlockSink {
     this.#o.onTouch();
   }
 
-  /** One positional write, through O_DIRECT when offset and length allow, else through the page cache. */
+  /**
+   * Copies the part of [startBytes, endBytes) that falls in the first logical block into the held
+   * first sector (data the caller passes, else zeros) and returns where the rest starts.
+   */
+  #holdFirstSector(startBytes: number, endBytes: number, data?: Buffer): number {
+    const held = this.#o.firstSector;
+    if (startBytes >= held.length) return startBytes;
+    const heldEndBytes = Math.min(held.length, endBytes);
+    if (data === undefined) held.fill(0, startBytes, heldEndBytes);
+    else data.copy(held, startBytes, 0, heldEndBytes - startBytes);
+    this.#firstSectorHeld = true;
+    return heldEndBytes;
+  }
+
+  /**
+   * One positional write, through O_DIRECT when offset and length allow, else through the page
+   * cache. Bytes for the first logical block are held back (docs/adr/0205), never written here.
+   */
   async #write(data: Buffer, positionBytes: number): Promise<void> {
+    const fromBytes = this.#holdFirstSector(positionBytes, positionBytes + data.length, data);
+    if (fromBytes > positionBytes) {
+      await this.#write(data.subarray(fromBytes - positionBytes), fromBytes);
+      return;
+    }
+    if (data.length === 0) return;
     this.#markTouched();
     const sectorBytes = this.#o.target.logicalBlockSizeBytes;
     let directBytes = 0;
     if (this.#o.direct && positionBytes % sectorBytes === 0) {
       directBytes = data.length - (data.length % sectorBytes);
-      await writeAll(this.#o.handle, data.subarray(0, directBytes), positionBytes);
+      await writeAt(this.#o.handle, data.subarray(0, directBytes), positionBytes);
     }
     if (directBytes < data.length) {
       const rest = data.subarray(directBytes);
-      await writeAll(this.#o.bufferedHandle, rest, positionBytes + directBytes);
+      await writeAt(this.#o.bufferedHandle, rest, positionBytes + directBytes);
       this.#bufferedSinceFlush += rest.length;
     }
     this.counters.bytesWritten += data.length;
-  }
-}
-
-async function writeAll(handle: FileHandle, data: Buffer, positionBytes: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, positionBytes + done);
-    if (bytesWritten === 0) throw new Error(`write returned 0 at byte ${positionBytes + done}`);
-    done += bytesWritten;
   }
 }

@@ -48,6 +48,9 @@ export function formatFromMagic(head: Uint8Array): Exclude<ImageFormat, 'raw'> |
   return undefined;
 }
 
+/** A raw disk image is a whole number of these: the sector of the disks images are made for. */
+export const IMAGE_SECTOR_BYTES = 512;
+
 /**
  * Compressed formats are recognised by magic bytes, never by file name. A file with no known
  * magic is raw when it looks like a disk (its size is a whole number of 512-byte sectors);
@@ -74,10 +77,10 @@ export async function detectImageFormat(path: string): Promise<ImageFormat> {
         { evidence: { path, detected: unsupported, headHex: head.subarray(0, bytesRead).toString('hex') } },
       );
     }
-    if (stats.size > 0 && stats.size % 512 === 0) return 'raw';
+    if (stats.size > 0 && stats.size % IMAGE_SECTOR_BYTES === 0) return 'raw';
     throw new ReimageError(
       'REIMAGE_IMAGE_FORMAT_UNKNOWN',
-      `${path} is neither a gzip, bzip2, xz or zstd file nor a raw disk image (its size, ${stats.size} bytes, is not a whole number of 512-byte sectors). Check that IMAGE is the right file.`,
+      `${path} is neither a gzip, bzip2, xz or zstd file nor a raw disk image (its size, ${stats.size} bytes, is not a whole number of ${IMAGE_SECTOR_BYTES}-byte sectors). Check that IMAGE is the right file.`,
       { evidence: { path, sizeBytes: stats.size, headHex: head.subarray(0, bytesRead).toString('hex') } },
     );
   } catch (e) {

@@ -1,25 +1,27 @@
-import { createHash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
-import { PassThrough, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import type { OnProgress } from '../core/progress.ts';
-import { ignoreProgress, throttleProgress } from '../core/progress.ts';
-import { isSystemError, ReimageError } from '../core/reimage-error.ts';
-import type { TargetInfo } from '../disk/block-device.ts';
-import { dropBlockDeviceCache, findTargetUsers, inspectTarget, rereadPartitionTable } from '../disk/block-device.ts';
-import type { BlockMap } from './block-map.ts';
+import { ignoreProgress } from '../core/progress.ts';
+import {
+  checkImageFits,
+  closeTarget,
+  inspectTarget,
+  openTarget,
+  readFirstLogicalBlock,
+  refuseBusyTarget,
+  rereadPartitionTable,
+  type TargetInfo,
+} from '../disk/index.ts';
 import { loadBlockMap } from './block-map.ts';
-import { BLOCK_BYTES, BLOCKS_IN_FLIGHT, BlockSink } from './block-sink.ts';
-import { createDecoder } from './decoder.ts';
+import { SINK_SLAB_BYTES } from './block-sink.ts';
+import { checkImageDigest, refuseChangedImage } from './check-image-digest.ts';
+import { commitFirstSector } from './commit-first-sector.ts';
+import { decodedSize } from './decoded-size.ts';
+import { honestError, type WriteState } from './honest-error.ts';
 import type { ImageFormat } from './image-format.ts';
-import { detectImageFormat, imageUnreadable } from './image-format.ts';
-import { bzip2SizeBound, readSizeHint } from './image-size.ts';
-import { garbageReleaser } from './release-garbage.ts';
-import { sha256File } from './sha256-file.ts';
-import { reusableZstdAvailable, zstdChunks } from './zstd-chunks.ts';
+import { detectImageFormat } from './image-format.ts';
+import { readBack } from './read-back.ts';
+import { streamImage } from './stream-image.ts';
 
 export interface WriteImageOptions {
   readonly imagePath: string;
@@ -37,6 +39,11 @@ export interface WriteImageOptions {
   readonly log?: Logger;
   readonly signal?: AbortSignal;
   readonly onProgress?: OnProgress;
+  /**
+   * Called once, synchronously, just before the first byte of the target changes (a write or a
+   * kernel zeroing is about to be issued). For callers that record the state, and for tests.
+   */
+  readonly onTargetTouched?: () => void;
 }
 
 export interface WriteSummary {
@@ -63,16 +70,55 @@ export interface WriteSummary {
   readonly targetKind: TargetInfo['kind'];
 }
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** What writeImageHoldingFirstSector leaves to commitFirstSector. */
+export interface HeldWrite {
+  readonly summary: WriteSummary;
+  /**
+   * The target's new first logical block (LBA 0), not yet written; undefined when the image has
+   * nothing for it (a block map that does not map LBA 0), and then nothing is to be written there.
+   */
+  readonly firstSector: Buffer | undefined;
+}
 
 /**
- * Streams an image onto a block device or an existing disk image file. In order: detect the
- * format, read the block map, check the target (size, not mounted), verify the whole image
- * against `sha256`, then decode and write, then flush, re-read the partition table and (with
- * `verify`) read back. Every error thrown once the first byte of the target may have changed
- * has `targetTouched: true`; before that, none does.
+ * Streams an image onto a block device or an existing disk image file, its first logical block
+ * last: writeImageHoldingFirstSector, then commitFirstSector (one write at offset 0, fsync,
+ * partition table re-read). A write stopped anywhere before the end leaves LBA 0 as it was.
  */
 export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
+  const held = await writeImageHoldingFirstSector(o);
+  const log = o.log ?? silentLogger;
+  if (held.firstSector === undefined) {
+    await rereadPartitionTable(await inspectTarget(o.targetPath), log);
+    return held.summary;
+  }
+  const commitStartedMs = Date.now();
+  await commitFirstSector(o.targetPath, held.firstSector, {
+    log,
+    ...(o.signal === undefined ? {} : { signal: o.signal }),
+  });
+  return {
+    ...held.summary,
+    bytesWritten: held.summary.bytesWritten + held.firstSector.length,
+    durationMs: held.summary.durationMs + (Date.now() - commitStartedMs),
+  };
+}
+
+/**
+ * Writes all of an image but its first logical block, which it returns instead (see
+ * commitFirstSector). Every check that can be made comes before the first byte changes (ADR
+ * 0200); every error after it has `targetTouched: true`, and any abort is REIMAGE_WRITE_ABORTED.
+ */
+export async function writeImageHoldingFirstSector(o: WriteImageOptions): Promise<HeldWrite> {
+  const state: WriteState = { step: 'before it started', touched: false, targetPath: undefined };
+  try {
+    return await writeAllButFirstSector(o, state);
+  } catch (e) {
+    throw honestError(e, o.signal, state);
+  }
+}
+
+async function writeAllButFirstSector(o: WriteImageOptions, state: WriteState): Promise<HeldWrite> {
   const startedMs = Date.now();
   const log = o.log ?? silentLogger;
   const onProgress = o.onProgress ?? ignoreProgress;
@@ -81,500 +127,64 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
   const format = await detectImageFormat(o.imagePath);
   const blockMap = o.bmapPath === undefined ? undefined : await loadBlockMap(o.bmapPath);
   const target = await inspectTarget(o.targetPath);
-  const users = await findTargetUsers(target);
-  if (users.length > 0) throw targetBusy(target, users);
+  await refuseBusyTarget(target);
+  state.step = 'while checking the image digest';
+  const checkedSha256 = await checkImageDigest(o.imagePath, o.sha256, { log, onProgress, signal });
+  state.step = 'while finding the image size';
+  const callerSizeBytes = o.imageSizeBytes;
+  const size = await decodedSize({ ...o, format, blockMap, callerSizeBytes, target, log, onProgress, signal });
+  checkImageFits(target, size.maxBytes);
 
-  let imageSha256Verified = false;
-  const expectedSha256 = o.sha256?.trim().toLowerCase();
-  if (expectedSha256 !== undefined) {
-    if (!SHA256_HEX.test(expectedSha256)) {
-      throw new ReimageError('REIMAGE_IMAGE_DIGEST_INVALID', `"${o.sha256}" is not a SHA-256 digest (64 hex digits).`, {
-        evidence: { field: 'sha256', actual: o.sha256 },
-      });
-    }
-    const actual = await sha256File(o.imagePath, { ...(signal === undefined ? {} : { signal }), onProgress });
-    if (actual !== expectedSha256) {
-      throw new ReimageError(
-        'REIMAGE_IMAGE_DIGEST_MISMATCH',
-        `The image ${o.imagePath} does not match the expected SHA-256; the target was not touched. Fetch the image again.`,
-        { evidence: { path: o.imagePath, expected: expectedSha256, actual } },
-      );
-    }
-    imageSha256Verified = true;
-    log.info(`image verified: sha256 ${actual}`);
-  } else {
-    log.warn('the image was not verified: no --sha256 given');
-  }
-
-  const size = await decodedSize(o, format, blockMap, target, log, onProgress);
-  const imageSizeBytes = size.maxBytes;
-  if (imageSizeBytes > target.sizeBytes) {
-    throw new ReimageError(
-      'REIMAGE_TARGET_TOO_SMALL',
-      `The image (${imageSizeBytes} bytes) is larger than the target ${target.path} (${target.sizeBytes} bytes); the target was not touched. Use a larger disk.`,
-      { evidence: { path: target.path, expected: `>= ${imageSizeBytes}`, actual: target.sizeBytes } },
-    );
-  }
-
-  const opened = await openTarget(target);
-  let touched = false;
+  state.step = 'while opening the target';
+  const opened = await openTarget(target, SINK_SLAB_BYTES);
+  state.targetPath = target.path;
   try {
+    const firstSector = await readFirstLogicalBlock(opened, target);
+    state.step = 'while writing';
+    const onTouch = (): void => {
+      state.touched = true;
+      o.onTargetTouched?.();
+    };
+    const verify = o.verify === true;
     const written = await streamImage({
-      o,
+      ...o,
       format,
       blockMap,
       target,
       opened,
       size,
+      firstSector,
+      verify,
       onProgress,
-      onTouch: () => {
-        touched = true;
-      },
+      onTouch,
+      signal,
     });
-    let readBackVerified = false;
-    if (o.verify === true) {
-      await readBack(target, opened, blockMap, written.imageSizeBytes, written.expectedDigests, onProgress, signal);
-      readBackVerified = true;
+    if (verify) {
+      state.step = 'while reading back';
+      await readBack({ target, opened, blockMap, written, onProgress, signal });
       log.info('read-back verified');
     }
+    state.step = 'while flushing the target';
     await closeTarget(opened);
-    await rereadPartitionTable(target, log);
+    refuseChangedImage(o.imagePath, checkedSha256, written.imageSha256);
+    const { bytesWritten, bytesSkipped, bytesZeroed } = written.counters;
     const summary: WriteSummary = {
       format,
-      imageSha256Verified,
+      imageSha256Verified: checkedSha256 !== undefined,
       imageSha256: written.imageSha256,
       bytesIn: written.bytesIn,
-      bytesWritten: written.counters.bytesWritten,
-      bytesSkipped: written.counters.bytesSkipped,
-      bytesZeroed: written.counters.bytesZeroed,
+      bytesWritten,
+      bytesSkipped,
+      bytesZeroed,
       imageSizeBytes: written.imageSizeBytes,
       durationMs: Date.now() - startedMs,
-      readBackVerified,
+      readBackVerified: verify,
       directIo: opened.direct,
       targetKind: target.kind,
     };
-    if (expectedSha256 !== undefined && written.imageSha256 !== expectedSha256) {
-      // The file changed between the check and the write: say so, the disk now holds something else.
-      throw new ReimageError(
-        'REIMAGE_IMAGE_CHANGED',
-        `The image ${o.imagePath} changed while it was being written; the target holds an unverified image. Write it again.`,
-        { evidence: { path: o.imagePath, expected: expectedSha256, actual: written.imageSha256 } },
-      );
-    }
-    return summary;
+    return { summary, firstSector: written.firstSector };
   } catch (e) {
     await closeTarget(opened).catch(() => {});
-    const error =
-      e instanceof ReimageError
-        ? e
-        : signal?.aborted === true
-          ? new ReimageError('REIMAGE_WRITE_ABORTED', 'The write was aborted.', { cause: e })
-          : new ReimageError(
-              'REIMAGE_TARGET_WRITE_FAILED',
-              `Writing ${target.path} failed (${isSystemError(e) ? e.code : e instanceof Error ? e.message : String(e)}).`,
-              { evidence: { path: target.path }, cause: e },
-            );
-    throw touched ? error.withTargetTouched() : error;
+    throw e;
   }
-}
-
-function targetBusy(target: TargetInfo, users: readonly string[]): ReimageError {
-  return new ReimageError(
-    'REIMAGE_TARGET_BUSY',
-    `The target ${target.path} is in use (${users.join('; ')}); the target was not touched. Unmount it and its partitions first.`,
-    { evidence: { path: target.path, users } },
-  );
-}
-
-/**
- * What is known of the decoded size before writing: exact, or (bzip2) an upper bound that is
- * enough to prove the image fits. The write checks the decoded size against it.
- */
-interface KnownSize {
-  readonly maxBytes: number;
-  readonly exact: boolean;
-}
-
-/**
- * The decoded size: from the map, the caller, the container, for bzip2 a bound from lbzip2's
- * integrity test when that bound fits the target, or (last resort) by decoding once and counting.
- */
-async function decodedSize(
-  o: WriteImageOptions,
-  format: ImageFormat,
-  blockMap: BlockMap | undefined,
-  target: TargetInfo,
-  log: Logger,
-  onProgress: OnProgress,
-): Promise<KnownSize> {
-  if (blockMap !== undefined) return { maxBytes: blockMap.imageSizeBytes, exact: true };
-  if (o.imageSizeBytes !== undefined) return { maxBytes: o.imageSizeBytes, exact: true };
-  let hint: Awaited<ReturnType<typeof readSizeHint>>;
-  try {
-    hint = await readSizeHint(o.imagePath, format);
-  } catch (e) {
-    throw imageUnreadable(o.imagePath, e);
-  }
-  if (hint.exactBytes !== undefined) return { maxBytes: hint.exactBytes, exact: true };
-  if (format === 'bzip2') {
-    // Decoding without output is the cheapest full check bzip2 allows (it records no size), and
-    // it proves the stream intact; when the bound fits the target, no counting decode is needed.
-    log.info('the bzip2 image does not record its size: testing it (lbzip2 -t) to bound its size');
-    onProgress({ phase: 'measure image', done: 0, unit: 'bytes' });
-    const boundBytes = await bzip2SizeBound(o.imagePath, o.signal);
-    if (boundBytes !== undefined && boundBytes <= target.sizeBytes) return { maxBytes: boundBytes, exact: false };
-  }
-  return { maxBytes: await countDecodedBytes(o, format, log, onProgress), exact: true };
-}
-
-/** Decodes the whole image once, counting bytes (formats with no recorded size). */
-async function countDecodedBytes(
-  o: WriteImageOptions,
-  format: ImageFormat,
-  log: Logger,
-  onProgress: OnProgress,
-): Promise<number> {
-  log.info(`the ${format} image does not record its size: decoding it once to measure it`);
-  const progress = throttleProgress(onProgress);
-  let sizeBytes = 0;
-  if (format === 'zstd' && reusableZstdAvailable()) {
-    for await (const chunk of zstdChunks(o.imagePath, o.signal === undefined ? {} : { signal: o.signal })) {
-      sizeBytes += chunk.length;
-      progress.report({ phase: 'measure image', done: sizeBytes, unit: 'bytes' });
-    }
-    progress.flush({ phase: 'measure image', done: sizeBytes, total: sizeBytes, unit: 'bytes' });
-    return sizeBytes;
-  }
-  const decoder = createDecoder(format, o.imagePath);
-  const releaseGarbage = garbageReleaser();
-  try {
-    await pipeline(
-      createReadStream(o.imagePath, { highWaterMark: 1024 * 1024 }),
-      decoder.stage ?? new PassThrough(),
-      async (source: AsyncIterable<Buffer>) => {
-        for await (const chunk of source) {
-          sizeBytes += chunk.length;
-          releaseGarbage(chunk.length);
-          progress.report({ phase: 'measure image', done: sizeBytes, unit: 'bytes' });
-        }
-      },
-      o.signal === undefined ? {} : { signal: o.signal },
-    );
-    await decoder.finished;
-  } catch (e) {
-    decoder.kill();
-    await decoder.finished.catch(() => {});
-    // After an abort the killed tool's exit status says nothing about the image.
-    if (o.signal?.aborted === true) throw e;
-    throw decoder.failure() ?? (e instanceof ReimageError ? e : imageUnreadable(o.imagePath, e));
-  }
-  progress.flush({ phase: 'measure image', done: sizeBytes, total: sizeBytes, unit: 'bytes' });
-  return sizeBytes;
-}
-
-interface OpenedTarget {
-  readonly handle: FileHandle;
-  readonly bufferedHandle: FileHandle;
-  readonly direct: boolean;
-  /** BLOCKS_IN_FLIGHT + 1 blocks, aligned for O_DIRECT when `direct`. */
-  readonly slab: Buffer;
-}
-
-/**
- * Opens the target for writing without creating or truncating it. A block device is opened
- * O_EXCL, which the kernel refuses while anything mounts or holds it, and which keeps others
- * from mounting it during the write. O_DIRECT is used when the target and memory alignment allow
- * (no dirty page cache to bound, and measured faster here; see docs/adr/0202).
- */
-async function openTarget(target: TargetInfo): Promise<OpenedTarget> {
-  const exclusive = target.kind === 'block-device' ? constants.O_EXCL : 0;
-  let bufferedHandle: FileHandle;
-  try {
-    bufferedHandle = await open(target.realPath, constants.O_RDWR | exclusive);
-  } catch (e) {
-    if (isSystemError(e) && e.code === 'EBUSY') throw targetBusy(target, ['the kernel reports it busy (EBUSY)']);
-    throw new ReimageError(
-      'REIMAGE_TARGET_UNREADABLE',
-      `Cannot open the target ${target.path} for writing (${isSystemError(e) ? e.code : String(e)}).`,
-      {
-        evidence: { path: target.path },
-        cause: e,
-      },
-    );
-  }
-  const slabBytes = (BLOCKS_IN_FLIGHT + 1) * BLOCK_BYTES;
-  const aligned = pageAlignedSlab(slabBytes);
-  const raw = aligned ?? Buffer.allocUnsafeSlow(slabBytes + 4096);
-  let directHandle: FileHandle | undefined;
-  try {
-    directHandle = await open(target.realPath, constants.O_RDWR | constants.O_DIRECT);
-  } catch {
-    // tmpfs and some other filesystems refuse O_DIRECT: the page cache path it is.
-  }
-  if (directHandle !== undefined) {
-    const offset = await findAlignedOffset(directHandle, raw, target.logicalBlockSizeBytes, aligned !== undefined);
-    if (offset !== undefined)
-      return { handle: directHandle, bufferedHandle, direct: true, slab: raw.subarray(offset, offset + slabBytes) };
-    await directHandle.close();
-  }
-  return { handle: bufferedHandle, bufferedHandle, direct: false, slab: raw.subarray(0, slabBytes) };
-}
-
-/**
- * Memory that starts on a page boundary, which every device's O_DIRECT accepts. Node cannot
- * allocate aligned memory, but a WebAssembly memory is mapped page by page, so it starts on one.
- * Probing alignment with a read is not enough on its own: a read of a hole (a sparse file)
- * builds no I/O and passes at any address, then the writes fail with EINVAL.
- */
-function pageAlignedSlab(bytes: number): Buffer | undefined {
-  try {
-    // The project's TypeScript libs do not declare WebAssembly; Node has it.
-    const wasm = (globalThis as unknown as { WebAssembly?: WasmGlobal }).WebAssembly;
-    if (wasm === undefined) return undefined;
-    const memory = new wasm.Memory({ initial: Math.ceil(bytes / WASM_PAGE_BYTES) });
-    return Buffer.from(memory.buffer, 0, bytes);
-  } catch {
-    return undefined;
-  }
-}
-
-const WASM_PAGE_BYTES = 64 * 1024;
-
-interface WasmGlobal {
-  readonly Memory: new (descriptor: { initial: number }) => { readonly buffer: ArrayBuffer };
-}
-
-/**
- * Node cannot allocate aligned memory, and O_DIRECT needs it. The slab is allocated with 4 KiB to
- * spare; a one-page O_DIRECT read (which changes nothing on the target) tells which start offset
- * the kernel accepts. Undefined if none does.
- */
-async function findAlignedOffset(
-  handle: FileHandle,
-  raw: Buffer,
-  sectorBytes: number,
-  pageAligned: boolean,
-): Promise<number | undefined> {
-  // Measured: a one-sector read passed at misaligned addresses here, a one-page read does not.
-  const probeBytes = Math.max(4096, sectorBytes);
-  // An already page-aligned slab only needs the one probe that says O_DIRECT reads work at all.
-  for (let offset = 0; offset < (pageAligned ? 1 : 4096); offset += 16) {
-    try {
-      await handle.read(raw, offset, probeBytes, 0);
-      return offset;
-    } catch (e) {
-      if (!isSystemError(e) || e.code !== 'EINVAL') return undefined;
-    }
-  }
-  return undefined;
-}
-
-async function closeTarget(opened: OpenedTarget): Promise<void> {
-  const handles = new Set([opened.handle, opened.bufferedHandle]);
-  let syncError: unknown;
-  for (const handle of handles) {
-    if (handle.fd === -1) continue;
-    // fsync on a block device also flushes the device's write cache. Close whatever happens:
-    // a leaked exclusive descriptor would keep the device busy (and a loop device attached).
-    try {
-      await handle.sync();
-    } catch (error) {
-      syncError ??= error;
-    } finally {
-      await handle.close();
-    }
-  }
-  if (syncError !== undefined) throw syncError;
-}
-
-interface StreamResult {
-  readonly bytesIn: number;
-  readonly imageSha256: string;
-  readonly imageSizeBytes: number;
-  readonly counters: BlockSink['counters'];
-  /** What the read-back must find: per mapped range with a map, else one whole-image digest. */
-  readonly expectedDigests: readonly string[];
-}
-
-async function streamImage(s: {
-  o: WriteImageOptions;
-  format: ImageFormat;
-  blockMap: BlockMap | undefined;
-  target: TargetInfo;
-  opened: OpenedTarget;
-  size: KnownSize;
-  onProgress: OnProgress;
-  onTouch: () => void;
-}): Promise<StreamResult> {
-  const { o, format, blockMap, target, opened } = s;
-  const signal = o.signal;
-  const inputHash = createHash('sha256');
-  const imageHash = o.verify === true && blockMap === undefined ? createHash('sha256') : undefined;
-  let bytesIn = 0;
-  const sink = new BlockSink({
-    target,
-    handle: opened.handle,
-    bufferedHandle: opened.bufferedHandle,
-    direct: opened.direct,
-    slab: opened.slab,
-    blockMap,
-    imageHash,
-    onTouch: s.onTouch,
-    ...(signal === undefined ? {} : { signal }),
-  });
-  const progress = throttleProgress(s.onProgress);
-  const report = (final: boolean): void => {
-    const p = {
-      phase: 'write' as const,
-      done: sink.counters.imageBytes,
-      total: s.size.maxBytes,
-      unit: 'bytes' as const,
-      counters: {
-        bytesIn,
-        bytesWritten: sink.counters.bytesWritten,
-        bytesSkipped: sink.counters.bytesSkipped,
-      },
-    };
-    if (final) progress.flush(p);
-    else progress.report(p);
-  };
-  // Hashes the compressed input as it passes, to catch a file that changed after its check.
-  const meter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      inputHash.update(chunk);
-      bytesIn += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  let imageSizeBytes: number;
-  if (format === 'zstd' && reusableZstdAvailable()) {
-    const onInput = (chunk: Buffer): void => {
-      inputHash.update(chunk);
-      bytesIn += chunk.length;
-    };
-    try {
-      for await (const chunk of zstdChunks(o.imagePath, { onInput, ...(signal === undefined ? {} : { signal }) })) {
-        await sink.push(chunk);
-        report(false);
-      }
-      imageSizeBytes = await sink.end();
-    } catch (e) {
-      // Let writes in flight settle before the target is closed.
-      await sink.end().catch(() => {});
-      throw e;
-    }
-  } else {
-    imageSizeBytes = await streamThroughDecoder(o, format, sink, meter, () => report(false));
-  }
-  report(true);
-  if (s.size.exact ? imageSizeBytes !== s.size.maxBytes : imageSizeBytes > s.size.maxBytes) {
-    const expected = s.size.exact ? s.size.maxBytes : `<= ${s.size.maxBytes}`;
-    throw new ReimageError(
-      'REIMAGE_IMAGE_SIZE_MISMATCH',
-      `The image decoded to ${imageSizeBytes} bytes, not the ${expected} expected (from its block map, its header, the caller or lbzip2's test). Check the image and its size.`,
-      { evidence: { path: o.imagePath, expected, actual: imageSizeBytes } },
-    );
-  }
-  const expectedDigests =
-    blockMap !== undefined ? sink.rangeDigests : imageHash !== undefined ? [imageHash.digest('hex')] : [];
-  return { bytesIn, imageSha256: inputHash.digest('hex'), imageSizeBytes, counters: sink.counters, expectedDigests };
-}
-
-/** Streams the image through its decoder (a tool or a zlib stream) into the sink; the decoded size. */
-async function streamThroughDecoder(
-  o: WriteImageOptions,
-  format: ImageFormat,
-  sink: BlockSink,
-  meter: Transform,
-  report: () => void,
-): Promise<number> {
-  const signal = o.signal;
-  const decoder = createDecoder(format, o.imagePath);
-  const releaseGarbage = garbageReleaser();
-  try {
-    await pipeline(
-      createReadStream(o.imagePath, { highWaterMark: 1024 * 1024 }),
-      meter,
-      decoder.stage ?? new PassThrough(),
-      async (source: AsyncIterable<Buffer>) => {
-        for await (const chunk of source) {
-          await sink.push(chunk);
-          releaseGarbage(chunk.length);
-          report();
-        }
-      },
-      signal === undefined ? {} : { signal },
-    );
-    await decoder.finished;
-    return await sink.end();
-  } catch (e) {
-    decoder.kill();
-    await decoder.finished.catch(() => {});
-    // Let writes in flight settle before the target is closed.
-    await sink.end().catch(() => {});
-    if (signal?.aborted === true) throw e;
-    throw decoder.failure() ?? e;
-  }
-}
-
-/**
- * Reads back what was written and compares digests: each mapped range with a map, else the whole
- * image. Reads go through O_DIRECT when the target took it, so they reach the device rather than
- * the page cache; otherwise a block device's cache is dropped first.
- */
-async function readBack(
-  target: TargetInfo,
-  opened: OpenedTarget,
-  blockMap: BlockMap | undefined,
-  imageSizeBytes: number,
-  expectedDigests: readonly string[],
-  onProgress: OnProgress,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  await opened.bufferedHandle.sync();
-  if (opened.handle !== opened.bufferedHandle) await opened.handle.sync();
-  if (!opened.direct) await dropBlockDeviceCache(target);
-  const ranges =
-    blockMap === undefined
-      ? [{ offsetBytes: 0, lengthBytes: imageSizeBytes, name: 'image', algorithm: 'sha256' }]
-      : blockMap.ranges.map((r) => ({
-          offsetBytes: r.offsetBytes,
-          lengthBytes: r.lengthBytes,
-          name: r.firstBlock === r.lastBlock ? `${r.firstBlock}` : `${r.firstBlock}-${r.lastBlock}`,
-          algorithm: blockMap.checksumType ?? 'sha256',
-        }));
-  const totalBytes = ranges.reduce((sum, r) => sum + r.lengthBytes, 0);
-  const progress = throttleProgress(onProgress);
-  const buffer = opened.slab.subarray(0, BLOCK_BYTES);
-  const sectorBytes = target.logicalBlockSizeBytes;
-  let doneBytes = 0;
-  for (const [index, range] of ranges.entries()) {
-    const hash = createHash(range.algorithm);
-    const endBytes = range.offsetBytes + range.lengthBytes;
-    for (let at = range.offsetBytes; at < endBytes; at += BLOCK_BYTES) {
-      signal?.throwIfAborted();
-      const length = Math.min(BLOCK_BYTES, endBytes - at);
-      const aligned = opened.direct && at % sectorBytes === 0 && length % sectorBytes === 0;
-      const handle = aligned ? opened.handle : opened.bufferedHandle;
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await handle.read(buffer, got, length - got, at + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      hash.update(buffer.subarray(0, got));
-      doneBytes += got;
-      progress.report({ phase: 'read back', done: doneBytes, total: totalBytes, unit: 'bytes' });
-    }
-    const actual = hash.digest('hex');
-    const expected = expectedDigests[index];
-    if (expected !== actual) {
-      throw new ReimageError(
-        'REIMAGE_WRITE_VERIFY_MISMATCH',
-        `Reading back ${range.name === 'image' ? 'the image' : `mapped range ${range.name}`} from ${target.path} gave different bytes than were written. The disk may be failing; write again, and replace the disk if it repeats.`,
-        { evidence: { path: target.path, range: range.name, offsetBytes: range.offsetBytes, expected, actual } },
-      );
-    }
-  }
-  progress.flush({ phase: 'read back', done: doneBytes, total: totalBytes, unit: 'bytes' });
 }

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isReimageError, type ReimageError } from '../../../src/core/reimage-error.ts';
@@ -154,6 +164,37 @@ describe('writeImage onto real files and loop devices', () => {
     });
   }
 
+  for (const format of ['xz', 'zstd'] as const) {
+    it(`a corrupt ${format} stream that records its size: found mid-write (touched, LBA 0 kept), refused untouched with --sha256`, async () => {
+      assert.ok(loop !== undefined);
+      // xz's index and zstd's frame headers record the size, so no counting pass runs (ADR 0200):
+      // damage in the middle of the data is found only when the decoder reaches it.
+      const corrupt = join(set.dir, `corrupt-sized-${format}`);
+      const bytes = Buffer.from(readFileSync(set[format]));
+      const middle = Math.floor(bytes.length / 2);
+      for (let i = 0; i < 64; i++) bytes[middle + i] = (bytes[middle + i] ?? 0) ^ 0x5a;
+      writeFileSync(corrupt, bytes);
+
+      redirty(loop, TARGET_BYTES);
+      const mid = await expectError(writeImage({ imagePath: corrupt, targetPath: loop }), 'REIMAGE_IMAGE_CORRUPT');
+      assert.equal(mid.targetTouched, true, 'found mid-write: the exit code says touched');
+      assert.ok(
+        readRange(loop, 0, 512).every((byte) => byte === 0xa5),
+        'LBA 0 is still the old one',
+      );
+      assert.ok(!readRange(loop, 0, 64 * 1024).every((byte) => byte === 0xa5), 'the write had begun');
+
+      redirty(loop, TARGET_BYTES);
+      const before = sha256(readRange(loop, 0, TARGET_BYTES));
+      const refused = await expectError(
+        writeImage({ imagePath: corrupt, targetPath: loop, sha256: await sha256File(set[format]) }),
+        'REIMAGE_IMAGE_DIGEST_MISMATCH',
+      );
+      assert.equal(refused.targetTouched, false);
+      assert.equal(sha256(readRange(loop, 0, TARGET_BYTES)), before, 'not one byte changed');
+    });
+  }
+
   it('fails with the target touched when a stream ends early past the size check (block map)', async () => {
     const truncated = join(set.dir, 'truncated-map.zst');
     copyFileSync(set.zstd, truncated);
@@ -290,34 +331,96 @@ describe('writeImage aborts', () => {
     if (set !== undefined) removeDir(set.dir);
   });
 
-  it('stops a bzip2 write on abort after writing began, and says the target was touched', async () => {
-    // 255 MiB of zeros: bzip2 decodes zeros slowly (FACTS.md), so progress reports (every 250 ms)
-    // arrive mid-write whatever the machine; the target is a sparse file, zeroed by punching holes.
-    const sizeBytes = 256 * MIB;
+  it('stops a bzip2 write aborted at its first write, says the target was touched, and writes no more', async () => {
+    // 1 MiB of data, 62 MiB of zeros, 1 MiB of data at the end: the first write is the first MiB,
+    // and the last MiB reaches the target only if the write goes on after the abort.
+    const sizeBytes = 64 * MIB;
     const image = join(set.dir, 'zeros.img.bz2');
-    // 1 MiB of data first, so the first block is written rather than held as a pending zero run.
     run('sh', [
       '-c',
-      '(head -c 1M /dev/urandom; head -c "$1" /dev/zero) | lbzip2 -n2 > "$0"',
+      '(head -c 1M /dev/urandom; head -c "$1" /dev/zero; head -c 1M /dev/urandom) | lbzip2 -n2 > "$0"',
       image,
-      String(sizeBytes - MIB),
+      String(sizeBytes - 2 * MIB),
     ]);
     const target = join(set.dir, 'abort-late.img');
     run('truncate', ['-s', String(sizeBytes), target]);
+    writeFileSync(target, Buffer.alloc(MIB, 0xa5), { flag: 'r+' });
+    const endMarker = Buffer.alloc(MIB, 0xa5);
+    const fd = openSync(target, 'r+');
+    writeSync(fd, endMarker, 0, MIB, sizeBytes - MIB);
+    closeSync(fd);
     const controller = new AbortController();
+    let touches = 0;
     const error = await expectError(
       writeImage({
         imagePath: image,
         targetPath: target,
         imageSizeBytes: sizeBytes,
         signal: controller.signal,
+        onTargetTouched: () => {
+          touches++;
+          controller.abort();
+        },
+      }),
+      'REIMAGE_WRITE_ABORTED',
+    );
+    assert.equal(touches, 1);
+    assert.equal(error.targetTouched, true);
+    assert.equal(error.evidence.when, 'while writing');
+    assert.ok(readRange(target, sizeBytes - MIB, MIB).equals(endMarker), 'nothing written after the abort');
+    assert.ok(
+      readRange(target, 0, 512).every((byte) => byte === 0xa5),
+      'LBA 0 kept',
+    );
+  });
+
+  for (const { phase, when, options } of [
+    { phase: 'verify image', when: 'while checking the image digest', options: { sha256: 'ab'.repeat(32) } },
+    { phase: 'measure image', when: 'while finding the image size', options: {} },
+  ] as const) {
+    it(`stops a bzip2 write aborted ${when}, with the target untouched`, async () => {
+      const target = dirtyFile(set.dir, `abort-${phase.replace(' ', '-')}.img`, TARGET_BYTES);
+      const before = sha256(readFileSync(target));
+      const controller = new AbortController();
+      const error = await expectError(
+        writeImage({
+          imagePath: set.bzip2,
+          targetPath: target,
+          ...options,
+          signal: controller.signal,
+          onProgress: (p) => {
+            if (p.phase === phase) controller.abort();
+          },
+        }),
+        'REIMAGE_WRITE_ABORTED',
+      );
+      assert.equal(error.targetTouched, false);
+      assert.equal(error.evidence.when, when);
+      assert.equal(sha256(readFileSync(target)), before);
+    });
+  }
+
+  it('stops a write aborted during its read-back, touched, with LBA 0 kept', async () => {
+    const target = dirtyFile(set.dir, 'abort-read-back.img', TARGET_BYTES);
+    const controller = new AbortController();
+    const error = await expectError(
+      writeImage({
+        imagePath: set.zstd,
+        targetPath: target,
+        verify: true,
+        signal: controller.signal,
         onProgress: (p) => {
-          if (p.phase === 'write' && p.done > 0 && p.done < sizeBytes) controller.abort();
+          if (p.phase === 'read back') controller.abort();
         },
       }),
       'REIMAGE_WRITE_ABORTED',
     );
     assert.equal(error.targetTouched, true);
+    assert.equal(error.evidence.when, 'while reading back');
+    assert.ok(
+      readRange(target, 0, 512).every((byte) => byte === 0xa5),
+      'LBA 0 kept',
+    );
   });
 
   it('stops a zstd write aborted before its first block, with the target untouched', async () => {

@@ -1,0 +1,92 @@
+import type { Logger } from '../core/logger.ts';
+import { silentLogger } from '../core/logger.ts';
+import { isSystemError, ReimageError } from '../core/reimage-error.ts';
+import {
+  closeTarget,
+  dropBlockDeviceCache,
+  inspectTarget,
+  openTarget,
+  readAt,
+  rereadPartitionTable,
+  syncTarget,
+  writeAt,
+} from '../disk/index.ts';
+import { writeAborted } from './write-aborted.ts';
+
+/**
+ * The writer's last step: writes the new image's first logical block (LBA 0: boot code and the
+ * msdos table or GPT's protective MBR) in ONE write at offset 0, flushes it (fsync), reads it back,
+ * and makes the kernel re-read the partition table. Until this runs, the target's LBA 0 is the
+ * old one, so a write stopped anywhere before presents no new table over half an image
+ * (docs/adr/0205). writeImage calls it; the power-loss commit calls it on its own, later.
+ *
+ * `firstSector` is what writeImageHoldingFirstSector held back: one logical block of the target
+ * (fewer bytes only on a target smaller than that). Every error is `targetTouched`: the rest of
+ * the image is on the target already.
+ */
+export async function commitFirstSector(
+  targetPath: string,
+  firstSector: Buffer,
+  o: { log?: Logger; signal?: AbortSignal } = {},
+): Promise<void> {
+  const log = o.log ?? silentLogger;
+  if (o.signal?.aborted === true) throw writeAborted(true, 'before its first sector was written');
+  const target = await inspectTarget(targetPath);
+  const expectedBytes = Math.min(target.logicalBlockSizeBytes, target.sizeBytes);
+  if (firstSector.length !== expectedBytes) {
+    // A caller's bug (or another target): never write a partial or oversized first sector.
+    throw new Error(
+      `commitFirstSector: ${firstSector.length} bytes given, the first logical block of ${target.path} is ${expectedBytes}`,
+    );
+  }
+  let opened: Awaited<ReturnType<typeof openTarget>>;
+  try {
+    opened = await openTarget(target, Math.max(4096, expectedBytes));
+  } catch (e) {
+    if (!(e instanceof ReimageError)) throw e;
+    // The rest of the image is on the target already: say so, whatever the open refused.
+    throw new ReimageError(
+      e.code,
+      `Cannot open ${target.path} to write its first sector: ${e.message.replace(/; the target was not touched/, '')} The rest of the image is written; its first sector is still the old one.`,
+      { evidence: e.evidence, cause: e, targetTouched: true },
+    );
+  }
+  try {
+    const buffer = opened.slab.subarray(0, firstSector.length);
+    firstSector.copy(buffer);
+    // One logical block in one write: O_DIRECT makes it one request to the device, which cannot
+    // tear inside a logical block; the page cache would write back whole pages.
+    const direct = opened.direct && firstSector.length % target.logicalBlockSizeBytes === 0;
+    const handle = direct ? opened.handle : opened.bufferedHandle;
+    await writeAt(handle, buffer, 0);
+    await syncTarget(opened);
+    if (!direct) await dropBlockDeviceCache(target);
+    buffer.fill(0);
+    const got = await readAt(handle, buffer, 0);
+    if (got !== firstSector.length || !buffer.equals(firstSector)) {
+      throw new ReimageError(
+        'REIMAGE_WRITE_VERIFY_MISMATCH',
+        `Reading back the first sector of ${target.path} gave different bytes than were written. The disk may be failing; write again, and replace the disk if it repeats.`,
+        { evidence: { path: target.path, range: 'first sector', offsetBytes: 0 }, targetTouched: true },
+      );
+    }
+  } catch (e) {
+    await closeTarget(opened).catch(() => {});
+    if (e instanceof ReimageError) throw e.withTargetTouched();
+    throw new ReimageError(
+      'REIMAGE_TARGET_WRITE_FAILED',
+      `Writing the first sector of ${target.path} failed (${isSystemError(e) ? e.code : e instanceof Error ? e.message : String(e)}).`,
+      { evidence: { path: target.path, offsetBytes: 0 }, cause: e, targetTouched: true },
+    );
+  }
+  try {
+    await closeTarget(opened);
+  } catch (e) {
+    throw new ReimageError(
+      'REIMAGE_TARGET_WRITE_FAILED',
+      `Flushing ${target.path} after its first sector failed (${isSystemError(e) ? e.code : String(e)}).`,
+      { evidence: { path: target.path }, cause: e, targetTouched: true },
+    );
+  }
+  await rereadPartitionTable(target, log);
+}
