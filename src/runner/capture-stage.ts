@@ -7,8 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../core/logger.ts';
 import { type OnProgress, throttleProgress } from '../core/progress.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
-import { runCommand } from '../core/run-command.ts';
-import { type Mounted, mountReadOnly, resolvePartition } from '../disk/index.ts';
+import { checkImageFits, inspectTarget, type Mounted, mountReadOnly, resolvePartition } from '../disk/index.ts';
 import { loadBlockMap } from '../image/index.ts';
 import type { Plan } from '../plan/index.ts';
 import { type CaptureSummary, captureBundle, type RetainRequest } from '../retain/index.ts';
@@ -63,11 +62,6 @@ async function loadImageIntoRam(
   await pipeline(createReadStream(source), meter, createWriteStream(destination, { mode: 0o600 }), { signal });
   flush({ phase: 'load image into RAM', done: sizeBytes, total: totalBytes, unit: 'bytes' });
   return { sha256: hash.digest('hex'), sizeBytes };
-}
-
-async function diskSizeBytes(device: string): Promise<number> {
-  const { stdout } = await runCommand('blockdev', ['--getsize64', device]);
-  return Number(stdout.trim());
 }
 
 /**
@@ -129,14 +123,7 @@ export async function captureStage(o: {
         );
       }
       const blockMap = await loadBlockMap(bmapPath);
-      const diskBytes = await diskSizeBytes(diskDevice);
-      if (blockMap.imageSizeBytes > diskBytes) {
-        throw new ReimageError(
-          'REIMAGE_TARGET_TOO_SMALL',
-          `The image (${blockMap.imageSizeBytes} bytes) is larger than the disk ${plan.disk} (${diskBytes} bytes). Use an image made for this disk.`,
-          { evidence: { path: plan.disk, expected: `at most ${diskBytes} bytes`, actual: blockMap.imageSizeBytes } },
-        );
-      }
+      checkImageFits(await inspectTarget(diskDevice), blockMap.imageSizeBytes);
     }
 
     const capture = await captureBundle({
