@@ -73,7 +73,10 @@ export function formatFailure(o: {
   const { error, exitCode, command } = o;
   const lines: string[] = [];
   if (o.signalName !== undefined) {
-    lines.push(`reimage ${command}: interrupted by ${o.signalName}.`);
+    // One line: the error's own words where it knows what it interrupted (the writer says where
+    // it was and what the target holds), the signal alone otherwise.
+    const what = isReimageError(error) ? ` ${error.message}` : '';
+    lines.push(`reimage ${command}: interrupted by ${o.signalName}.${what}`);
   } else if (isReimageError(error) && error.code === 'REIMAGE_CLI_USAGE') {
     lines.push(`reimage ${error.message}.`);
     const usageText = error.evidence.usage;

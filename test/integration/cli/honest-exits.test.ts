@@ -167,14 +167,16 @@ describe('honest exits of the reimage command', () => {
       });
       const exitCode = await new Promise<number | null>((resolve) => child.on('close', resolve));
       assert.equal(exitCode, 130, stderr);
-      assert.match(stderr, new RegExp(`^reimage write: interrupted by ${signal}\\.$`, 'm'));
-      // The digest is checked before the first byte of the target changes. Until the writer
-      // says so on its abort error (REIMAGE_WRITE_ABORTED with targetTouched false), the CLI can
-      // only say it does not know; it must never claim "changed" here.
+      // The writer's abort error says where it was and that the target was not touched.
       assert.match(
         stderr,
-        /^reimage: interrupted; the target (is untouched|may have been changed)[^\n]*\(exit 130\)\n$/m,
+        new RegExp(
+          `^reimage write: interrupted by ${signal}\\. The write was interrupted while checking the image digest; the target was not touched\\.$`,
+          'm',
+        ),
       );
+      // The digest is checked before the first byte of the target changes: the error knows.
+      assert.match(stderr, /^reimage: interrupted; the target is untouched[^\n]*\(exit 130\)\n$/m);
       assert.doesNotMatch(stderr, STACK_FRAME);
       const handle = await open(target);
       const bytes = Buffer.alloc(1024 * 1024);

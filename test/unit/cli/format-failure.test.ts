@@ -59,7 +59,7 @@ describe('what the CLI prints for a failure', () => {
   it('on a signal: one line naming what was interrupted, the state the error knows, no stack (exit 130)', () => {
     const untouched = new ReimageError('REIMAGE_WRITE_ABORTED', 'aborted', { targetTouched: false });
     assert.deepEqual(failure(untouched, { signalName: 'SIGINT' }).split('\n'), [
-      'reimage write: interrupted by SIGINT.',
+      'reimage write: interrupted by SIGINT. aborted',
       'reimage: interrupted; the target is untouched: nothing was changed. (exit 130)',
     ]);
     const touched = new ReimageError('REIMAGE_WRITE_ABORTED', 'aborted', { targetTouched: true });
@@ -67,6 +67,7 @@ describe('what the CLI prints for a failure', () => {
     const plain = Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
     const text = failure(plain, { signalName: 'SIGINT' });
     assert.doesNotMatch(text, STACK_FRAME);
+    assert.match(text, /^reimage write: interrupted by SIGINT\.$/m);
     assert.match(text, /interrupted; the target may have been changed/);
   });
 });
