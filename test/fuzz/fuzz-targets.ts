@@ -1,5 +1,6 @@
 import type { FuzzTarget } from './fuzz-target.ts';
 import { blockMapTarget } from './targets/block-map-target.ts';
+import { initramfsFileTarget } from './targets/initramfs-file-target.ts';
 import { newcArchiveTarget } from './targets/newc-archive-target.ts';
 import { paxRecordsTarget } from './targets/pax-records-target.ts';
 import { planTarget } from './targets/plan-target.ts';
@@ -15,5 +16,6 @@ export const FUZZ_TARGETS: Readonly<Record<string, () => FuzzTarget>> = {
   'read-bundle': createReadBundleTarget,
   'block-map': () => blockMapTarget,
   'newc-archive': () => newcArchiveTarget,
+  'initramfs-file': () => initramfsFileTarget,
   plan: () => planTarget,
 };

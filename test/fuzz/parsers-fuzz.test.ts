@@ -16,7 +16,8 @@ const ITERATIONS: Readonly<Record<string, number>> = {
   'tar-reader': 400,
   'read-bundle': 250,
   'block-map': 800,
-  'newc-archive': 2000,
+  'newc-archive': 1500,
+  'initramfs-file': 600,
   plan: 300,
 };
 

@@ -31,7 +31,7 @@ function headerOffsets(archive: Buffer): number[] {
 }
 
 /** Rewrites one header field (namesize, filesize, mode…) with a huge, zero, off-by-one or non-hex value. */
-function mutateNewc(input: Buffer, random: SeededRandom): Buffer {
+export function mutateNewc(input: Buffer, random: SeededRandom): Buffer {
   const offsets = headerOffsets(input);
   if (offsets.length === 0) return input;
   const out = Buffer.from(input);
@@ -54,7 +54,7 @@ function mutateNewc(input: Buffer, random: SeededRandom): Buffer {
   return out;
 }
 
-const ENTRIES: ArchiveEntry[] = [
+export const NEWC_SEED_ENTRIES: ArchiveEntry[] = [
   { path: 'bin/busybox', kind: 'file', mode: 0o755, data: Buffer.from('\x7fELF fake busybox') },
   { path: 'bin/sh', kind: 'symlink', mode: 0o777, linkTarget: 'busybox' },
   { path: 'dev/console', kind: 'char-device', mode: 0o600, deviceMajor: 5, deviceMinor: 1 },
@@ -63,7 +63,7 @@ const ENTRIES: ArchiveEntry[] = [
   { path: 'init', kind: 'file', mode: 0o755, data: Buffer.from('#!/bin/sh\nexec /bin/sh\n') },
 ];
 
-async function collect(entries: readonly ArchiveEntry[]): Promise<Buffer> {
+export async function newcBytes(entries: readonly ArchiveEntry[]): Promise<Buffer> {
   const parts: Uint8Array[] = [];
   for await (const part of newcStream(entries)) parts.push(part);
   return Buffer.concat(parts);
@@ -74,7 +74,11 @@ export const newcArchiveTarget: FuzzTarget = {
   name: 'newc-archive',
   dictionary: ['070701', 'TRAILER!!!\0', '00000000', 'FFFFFFFF', '0000000B'],
   async seeds() {
-    return [await collect(ENTRIES), await collect([]), await collect([{ path: 'a', kind: 'directory', mode: 0o755 }])];
+    return [
+      await newcBytes(NEWC_SEED_ENTRIES),
+      await newcBytes([]),
+      await newcBytes([{ path: 'a', kind: 'directory', mode: 0o755 }]),
+    ];
   },
   mutateStructure: mutateNewc,
   async parse(input) {
