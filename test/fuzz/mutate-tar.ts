@@ -123,7 +123,13 @@ function mutatePax(archive: Buffer, headerOffset: number, random: SeededRandom):
   const value = Buffer.from(random.pick(PAX_VALUES), 'latin1');
   if (random.chance(0.5) || records.length === 0) records.push([key, value]);
   else records[random.below(records.length)] = [records[random.below(records.length)]?.[0] ?? key, value];
-  let payload = encodePaxRecords(records);
+  let payload: Buffer;
+  try {
+    payload = encodePaxRecords(records);
+  } catch {
+    // The reader takes keys the writer refuses (a newline in a key): nothing to rebuild from.
+    return archive;
+  }
   if (random.chance(0.4)) {
     // A record whose LEN lies: off by one, zero, leading zeros, huge, or more digits than fit.
     const lies = ['0', '1', '012', '99999999999', '1'.repeat(13), '-5', String(payload.length + 1)];
