@@ -13,7 +13,7 @@ const SEED = 8;
 const ITERATIONS: Readonly<Record<string, number>> = {
   'pax-records': 2000,
   'tar-header': 2000,
-  'tar-reader': 400,
+  'tar-reader': 800,
   'read-bundle': 250,
   'block-map': 800,
   'newc-archive': 1500,

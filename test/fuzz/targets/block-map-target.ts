@@ -68,12 +68,29 @@ const INSERTS = [
   '&lt;Range&gt;',
 ];
 
+/**
+ * Makes MappedBlocksCount agree with the ranges again, the way fixChecksum does for tar headers:
+ * without it almost every range mutation stops at the count check and never reaches the bounds checks.
+ */
+function fixMappedCount(xml: string): string {
+  let mapped = 0;
+  for (const match of xml.matchAll(/<Range[^>]*>\s*(\d+)(?:\s*-\s*(\d+))?\s*<\/Range>/g)) {
+    const first = Number(match[1]);
+    mapped += (match[2] === undefined ? first : Number(match[2])) - first + 1;
+  }
+  return xml.replace(
+    /<MappedBlocksCount>[^<]*<\/MappedBlocksCount>/,
+    `<MappedBlocksCount> ${mapped} </MappedBlocksCount>`,
+  );
+}
+
 function mutateBmap(input: Buffer, random: SeededRandom): Buffer {
   let xml = input.toString('utf8');
   switch (random.below(6)) {
     case 0: {
       // A count, size or range bound replaced: the consistency checks must catch every lie.
-      const numbers = [...xml.matchAll(/\d+/g)].filter((m) => (m[0]?.length ?? 0) < 30);
+      // Whole numbers only, not digit runs inside the hex digests.
+      const numbers = [...xml.matchAll(/(?<![0-9a-fA-F])\d+(?![0-9a-fA-F])/g)];
       if (numbers.length === 0) break;
       const target = random.pick(numbers);
       const at = target.index ?? 0;
@@ -112,6 +129,7 @@ function mutateBmap(input: Buffer, random: SeededRandom): Buffer {
         `version="${random.pick(['1.0', '1.4', '2.0', '3.0', '', '2', '1.', 'x'])}"`,
       );
   }
+  if (random.chance(0.5)) xml = fixMappedCount(xml);
   return Buffer.from(random.chance(0.7) ? fixSelfChecksum(xml) : xml, 'utf8');
 }
 
