@@ -21,7 +21,7 @@ interface FuzzJob {
   readonly iterations: number;
   readonly seconds: number;
   readonly outDir: string;
-  /** [target index, iteration], written before each iteration for the watchdog. */
+  /** [target index, iteration, heartbeat count], written before each iteration for the watchdog. */
   readonly progress: SharedArrayBuffer;
 }
 
@@ -75,7 +75,7 @@ async function runJob(job: FuzzJob): Promise<number> {
         iterations: job.iterations,
         minimize: true,
         shouldStop: () => Date.now() - startedMs > job.seconds * 1000,
-        onIteration: (iteration) => {
+        onHeartbeat: (iteration) => {
           Atomics.store(progress, 0, index);
           Atomics.store(progress, 1, iteration);
           Atomics.add(progress, 2, 1);
@@ -139,11 +139,17 @@ async function main(): Promise<number> {
     targets,
     seed: numberOption(values.seed ?? process.env.FUZZ_SEED, 1, 'seed'),
     iterations: numberOption(values.iterations ?? process.env.FUZZ_ITERATIONS, Number.MAX_SAFE_INTEGER, 'iterations'),
-    seconds: numberOption(values.seconds ?? process.env.FUZZ_SECONDS, 60, 'seconds'),
+    // A replay (--iterations alone) runs to its iteration however long it takes.
+    seconds: numberOption(
+      values.seconds ?? process.env.FUZZ_SECONDS,
+      values.iterations === undefined && process.env.FUZZ_ITERATIONS === undefined ? 60 : Number.MAX_SAFE_INTEGER,
+      'seconds',
+    ),
     outDir,
     progress: new SharedArrayBuffer(12),
   };
-  print(`fuzzing ${targets.join(', ')}: seed ${job.seed}, up to ${job.seconds} s per target; findings go to ${outDir}`);
+  const budget = job.seconds === Number.MAX_SAFE_INTEGER ? `${job.iterations} iterations` : `up to ${job.seconds} s`;
+  print(`fuzzing ${targets.join(', ')}: seed ${job.seed}, ${budget} per target; findings go to ${outDir}`);
   const worker = new Worker(new URL(import.meta.url), { workerData: job });
   const progress = new Int32Array(job.progress);
   return new Promise<number>((resolve) => {

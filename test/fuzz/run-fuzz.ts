@@ -37,8 +37,8 @@ export interface FuzzRunOptions {
   readonly iterations: number;
   /** …or when this returns true (the script's time budget), whichever comes first. */
   readonly shouldStop?: () => boolean;
-  /** Called before each iteration (the script's hang watchdog reads it). */
-  readonly onIteration?: (iteration: number) => void;
+  /** Called before each iteration and while a finding is minimized (the script's hang watchdog counts the calls). */
+  readonly onHeartbeat?: (iteration: number) => void;
   /** Shrink each new finding's input (costs up to a few thousand parses per finding). */
   readonly minimize?: boolean;
 }
@@ -141,11 +141,17 @@ async function classifyQuietly(target: FuzzTarget, input: Buffer): Promise<Class
  * Removes chunks of the input while the same problem remains (halves, quarters, … single bytes),
  * so a regression test can carry the input inline. Bounded: a finding never stalls the run.
  */
-export async function minimizeInput(target: FuzzTarget, input: Buffer, signature: string): Promise<Buffer> {
+export async function minimizeInput(
+  target: FuzzTarget,
+  input: Buffer,
+  signature: string,
+  onHeartbeat?: () => void,
+): Promise<Buffer> {
   let best = input;
   let budget = 3000;
   const sameProblem = async (candidate: Buffer): Promise<boolean> => {
     budget -= 1;
+    onHeartbeat?.();
     const { problem, signature: candidateSignature } = await classify(target, candidate);
     return problem !== undefined && candidateSignature === signature;
   };
@@ -178,7 +184,7 @@ export async function runFuzz(target: FuzzTarget, options: FuzzRunOptions): Prom
   let iteration = 0;
   for (; iteration < options.iterations; iteration += 1) {
     if (options.shouldStop?.() === true) break;
-    options.onIteration?.(iteration);
+    options.onHeartbeat?.(iteration);
     let input = random.chance(0.3) ? random.pick(seeds) : random.pick(corpus);
     const steps = 1 + random.below(4);
     for (let step = 0; step < steps; step += 1) {
@@ -193,7 +199,8 @@ export async function runFuzz(target: FuzzTarget, options: FuzzRunOptions): Prom
       const known = findings.get(signature);
       if (known !== undefined) known.count += 1;
       else {
-        const minimized = options.minimize === true ? await minimizeInput(target, input, signature) : input;
+        const heartbeat = (): void => options.onHeartbeat?.(iteration);
+        const minimized = options.minimize === true ? await minimizeInput(target, input, signature, heartbeat) : input;
         findings.set(signature, {
           target: target.name,
           seed: options.seed,
