@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { FuzzTarget } from '../test/fuzz/fuzz-target.ts';
 import { FUZZ_TARGETS } from '../test/fuzz/fuzz-targets.ts';
-import { classify, type FuzzRunReport, runFuzz } from '../test/fuzz/run-fuzz.ts';
+import { classify, type FuzzRunReport, inputLiteral, runFuzz } from '../test/fuzz/run-fuzz.ts';
 
 interface FuzzJob {
   readonly targets: readonly string[];
@@ -34,9 +34,7 @@ function print(line: string): void {
 
 /** Printable inline: short inputs as a JS string literal (for a regression test), long ones by file. */
 function inline(input: Buffer): string {
-  return input.length <= 4096
-    ? JSON.stringify(input.toString('latin1'))
-    : `(${input.length} bytes, see the saved file)`;
+  return input.length <= 600 ? inputLiteral(input) : `(${input.length} bytes, see the .min.bin file)`;
 }
 
 function reportRun(report: FuzzRunReport, seconds: number, outDir: string): void {

@@ -58,6 +58,30 @@ interface Classified {
 }
 
 const CODE_PATTERN = /^REIMAGE_[A-Z0-9]+(?:_[A-Z0-9]+)+$/;
+/**
+ * Messages reach an operator's terminal: input bytes copied raw into one (ESC above all) can
+ * rewrite what the terminal shows. Newlines and tabs are the message's own layout.
+ */
+export function hasControlCharacters(text: string): boolean {
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if ((code < 0x20 && code !== 0x0a && code !== 0x09) || (code >= 0x7f && code <= 0x9f)) return true;
+  }
+  return false;
+}
+
+/**
+ * An input as a JS string literal (latin1, one char per byte) to paste into a regression test:
+ * JSON.stringify escapes C0 but leaves DEL and C1 raw, which a terminal would swallow or obey.
+ */
+export function inputLiteral(input: Buffer): string {
+  let literal = '';
+  for (const char of JSON.stringify(input.toString('latin1'))) {
+    const code = char.charCodeAt(0);
+    literal += code >= 0x7f ? `\\u${code.toString(16).padStart(4, '0')}` : char;
+  }
+  return literal;
+}
 
 /** Numbers and quoted input stripped, so that one kind of refusal or crash is one signature. */
 function shape(message: string): string {
@@ -131,6 +155,13 @@ async function classifyQuietly(target: FuzzTarget, input: Buffer): Promise<Class
     if (error.message.trim().length < 20 || /\b(?:undefined|NaN)\b|\[object Object\]/.test(ownWords)) {
       const problem = `${error.code} with an unclear message: ${error.message.split('\n')[0]}`;
       return { signature: shape(problem), problem };
+    }
+    if (hasControlCharacters(error.message)) {
+      const firstLine = error.message.split('\n')[0] ?? '';
+      const problem = `${error.code} message carries raw control characters from the input: ${JSON.stringify(firstLine)}`;
+      // The message up to its first quote or parenthesis: where the input's text begins.
+      const ownStart = [...(firstLine.split(/["(]/)[0] ?? '')].filter((char) => !hasControlCharacters(char)).join('');
+      return { signature: `control characters: ${error.code}: ${shape(ownStart).slice(0, 40)}`, problem };
     }
     return { signature: `${error.code}: ${shape(error.message)}` };
   }

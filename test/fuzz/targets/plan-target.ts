@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parsePlan } from '../../../src/plan/load-plan.ts';
 import type { FuzzTarget } from '../fuzz-target.ts';
+import { hasControlCharacters, inputLiteral } from '../run-fuzz.ts';
 import type { SeededRandom } from '../seeded-random.ts';
 
 const ODD_VALUES = [
@@ -38,6 +39,8 @@ const ODD_VALUES = [
   '{[a]: 1}',
   '|\n  text',
   '"a',
+  '{"\\e[2J\\e[31mkey": 1}',
+  '"\\e]0;title\\a"',
   `${'['.repeat(300)}`,
 ];
 
@@ -127,6 +130,10 @@ finish: poweroff
     for (const problem of result.problems) {
       if (problem.field === '' || problem.message === '') {
         return { invalid: `a problem without field or message: ${JSON.stringify(problem)}` };
+      }
+      if (hasControlCharacters(`${problem.field}${problem.message}`)) {
+        const text = inputLiteral(Buffer.from(`${problem.field}: ${problem.message}`, 'latin1'));
+        return { invalid: `a problem carries raw control characters from the plan: ${text}` };
       }
     }
     // Problems are the plan loader's refusals: name the first, so the run can tell them apart.

@@ -23,32 +23,38 @@ const MANIFEST_VALUES = [
   '"directory"',
   '"/etc"',
   '"/etc/hostname"',
+  '"/etc/\\u001b[2Jx"',
   'true',
 ];
 
 /**
- * Rewrites one JSON value of the manifest member (the last member before the end marker) and
- * fixes its size field and checksum, so the manifest parser and the member checks see it.
+ * Replaces the manifest member's JSON (the last member before the end marker) and fixes its size
+ * field and checksum, so the manifest parser and the member checks see the new text.
  */
-function mutateManifest(input: Buffer, random: SeededRandom): Buffer {
+export function replaceManifest(input: Buffer, edit: (json: string) => string): Buffer {
   const jsonStart = input.indexOf('{"format"');
   if (jsonStart < 512 || jsonStart % 512 !== 0) return input;
   const headerOffset = jsonStart - 512;
   const jsonEnd = input.indexOf(0, jsonStart);
   if (jsonEnd === -1) return input;
-  const json = input.toString('utf8', jsonStart, jsonEnd);
-  const values = [...json.matchAll(/:(-?[0-9]+|"(?:[^"\\]|\\.)*"|true|false|null|\[\])/g)];
-  if (values.length === 0) return input;
-  const target = random.pick(values);
-  const at = (target.index ?? 0) + 1;
-  const text = `${json.slice(0, at)}${random.pick(MANIFEST_VALUES)}${json.slice(at + (target[1]?.length ?? 0))}`;
-  const body = Buffer.from(text, 'utf8');
+  const body = Buffer.from(edit(input.toString('utf8', jsonStart, jsonEnd)), 'utf8');
   const header = Buffer.from(input.subarray(headerOffset, jsonStart));
   header.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124, 12, 'latin1');
   fixChecksum(header, 0);
   const padded = Buffer.alloc(Math.ceil(body.length / 512) * 512);
   body.copy(padded);
   return Buffer.concat([input.subarray(0, headerOffset), header, padded, Buffer.alloc(1024)]);
+}
+
+/** Rewrites one JSON value of the manifest: wrong types, huge numbers, hostile or colliding paths. */
+function mutateManifest(input: Buffer, random: SeededRandom): Buffer {
+  return replaceManifest(input, (json) => {
+    const values = [...json.matchAll(/:(-?[0-9]+|"(?:[^"\\]|\\.)*"|true|false|null|\[\])/g)];
+    if (values.length === 0) return json;
+    const target = random.pick(values);
+    const at = (target.index ?? 0) + 1;
+    return `${json.slice(0, at)}${random.pick(MANIFEST_VALUES)}${json.slice(at + (target[1]?.length ?? 0))}`;
+  });
 }
 
 /** The whole bundle check restore and verify run before acting: tar walk, manifest, member checks, digests. */
