@@ -85,10 +85,14 @@ export function inputLiteral(input: Buffer): string {
 
 /** Numbers and quoted input stripped, so that one kind of refusal or crash is one signature. */
 function shape(message: string): string {
-  return (message.split('\n')[0] ?? '')
-    .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
-    .replace(/[0-9]+/g, 'N')
-    .slice(0, 120);
+  return (
+    (message.split('\n')[0] ?? '')
+      // A library's detail in parentheses often quotes the input around the error: keep only its start.
+      .replace(/\(([^()]{0,32}).*\)/s, (_, start: string) => `(${start.replaceAll('"', '')}…)`)
+      .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+      .replace(/[0-9]+/g, 'N')
+      .slice(0, 120)
+  );
 }
 
 /** Where in our code an exception came from: the first stack frame under src/. */
