@@ -25,11 +25,18 @@ interface FuzzJob {
   readonly progress: SharedArrayBuffer;
 }
 
-/** A parse that makes no progress for this long is reported as a hang. */
-const HANG_MS = 60_000;
+/** A parse that makes no progress for this long (FUZZ_HANG_SECONDS, default 60) is reported as a hang. */
+const HANG_MS = Number(process.env.FUZZ_HANG_SECONDS ?? 60) * 1000;
 
+type WorkerMessage = { readonly line: string } | { readonly findings: number };
+
+/**
+ * Lines from the worker go to the main thread as messages: a worker's own stdout reaches the
+ * terminal only when its event loop turns, which a target that never waits on I/O does not do.
+ */
 function print(line: string): void {
-  process.stdout.write(`${line}\n`);
+  if (isMainThread) process.stdout.write(`${line}\n`);
+  else parentPort?.postMessage({ line } satisfies WorkerMessage);
 }
 
 /** Printable inline: short inputs as a JS string literal (for a regression test), long ones by file. */
@@ -168,9 +175,13 @@ async function main(): Promise<number> {
       clearInterval(watchdog);
       void worker.terminate().then(() => resolve(1));
     }, 1000);
-    worker.on('message', (findings: number) => {
+    worker.on('message', (message: WorkerMessage) => {
+      if ('line' in message) {
+        print(message.line);
+        return;
+      }
       clearInterval(watchdog);
-      resolve(findings > 0 ? 1 : 0);
+      resolve(message.findings > 0 ? 1 : 0);
     });
     worker.on('error', (error) => {
       clearInterval(watchdog);
@@ -184,5 +195,5 @@ if (isMainThread) {
   process.exitCode = await main();
 } else {
   const findings = await runJob(workerData as FuzzJob);
-  parentPort?.postMessage(findings);
+  parentPort?.postMessage({ findings } satisfies WorkerMessage);
 }
