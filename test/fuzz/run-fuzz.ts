@@ -75,10 +75,15 @@ export function hasControlCharacters(text: string): boolean {
  * JSON.stringify escapes C0 but leaves DEL and C1 raw, which a terminal would swallow or obey.
  */
 export function inputLiteral(input: Buffer): string {
+  return textLiteral(input.toString('latin1'));
+}
+
+/** Text as a JSON string literal with DEL and C1 escaped as well, safe to print. */
+export function textLiteral(text: string): string {
   let literal = '';
-  for (const char of JSON.stringify(input.toString('latin1'))) {
+  for (const char of JSON.stringify(text)) {
     const code = char.charCodeAt(0);
-    literal += code >= 0x7f ? `\\u${code.toString(16).padStart(4, '0')}` : char;
+    literal += code >= 0x7f && code <= 0x9f ? `\\u${code.toString(16).padStart(4, '0')}` : char;
   }
   return literal;
 }
@@ -90,6 +95,7 @@ function shape(message: string): string {
       // A library's detail in parentheses often quotes the input around the error: keep only its start.
       .replace(/\(([^()]{0,32}).*\)/s, (_, start: string) => `(${start.replaceAll('"', '')}…)`)
       .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+      .replace(/'[^']*'/g, "'…'")
       .replace(/[0-9]+/g, 'N')
       .slice(0, 120)
   );
@@ -162,7 +168,7 @@ async function classifyQuietly(target: FuzzTarget, input: Buffer): Promise<Class
     }
     if (hasControlCharacters(error.message)) {
       const firstLine = error.message.split('\n')[0] ?? '';
-      const problem = `${error.code} message carries raw control characters from the input: ${JSON.stringify(firstLine)}`;
+      const problem = `${error.code} message carries raw control characters from the input: ${textLiteral(firstLine)}`;
       // The message up to its first quote or parenthesis: where the input's text begins.
       const ownStart = [...(firstLine.split(/["(]/)[0] ?? '')].filter((char) => !hasControlCharacters(char)).join('');
       return { signature: `control characters: ${error.code}: ${shape(ownStart).slice(0, 40)}`, problem };

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parsePlan } from '../../../src/plan/load-plan.ts';
 import type { FuzzTarget } from '../fuzz-target.ts';
-import { hasControlCharacters, inputLiteral } from '../run-fuzz.ts';
+import { hasControlCharacters, textLiteral } from '../run-fuzz.ts';
 import type { SeededRandom } from '../seeded-random.ts';
 
 const ODD_VALUES = [
@@ -132,7 +132,7 @@ finish: poweroff
         return { invalid: `a problem without field or message: ${JSON.stringify(problem)}` };
       }
       if (hasControlCharacters(`${problem.field}${problem.message}`)) {
-        const text = inputLiteral(Buffer.from(`${problem.field}: ${problem.message}`, 'latin1'));
+        const text = textLiteral(`${problem.field}: ${problem.message}`);
         return { invalid: `a problem carries raw control characters from the plan: ${text}` };
       }
     }
