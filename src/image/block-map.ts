@@ -28,6 +28,19 @@ export interface BlockMap {
   readonly mappedBytes: number;
 }
 
+/**
+ * Input text for an error message, quoted and with control characters escaped (C0, DEL and C1,
+ * which JSON.stringify leaves raw): a hostile block map must not put ESC sequences on the operator's terminal.
+ */
+function quoteInput(text: string): string {
+  let quoted = '';
+  for (const char of JSON.stringify(text)) {
+    const code = char.charCodeAt(0);
+    quoted += code >= 0x7f && code <= 0x9f ? `\\u${code.toString(16).padStart(4, '0')}` : char;
+  }
+  return quoted;
+}
+
 function invalid(path: string, what: string, evidence: Record<string, string | number> = {}): ReimageError {
   return new ReimageError(
     'REIMAGE_BMAP_INVALID',
@@ -65,7 +78,7 @@ export function parseBlockMap(xml: string, path = 'block map'): BlockMap {
   try {
     document = parser.parse(xml) as Record<string, unknown>;
   } catch (e) {
-    throw invalid(path, `it is not well-formed XML (${e instanceof Error ? e.message : String(e)})`);
+    throw invalid(path, `it is not well-formed XML (${quoteInput(e instanceof Error ? e.message : String(e))})`);
   }
   const root = document.bmap;
   if (typeof root !== 'object' || root === null) throw invalid(path, 'there is no <bmap> element');
@@ -73,7 +86,10 @@ export function parseBlockMap(xml: string, path = 'block map'): BlockMap {
   const version = typeof bmap['@_version'] === 'string' ? bmap['@_version'] : '';
   const major = Number(version.split('.')[0]);
   if (major !== 1 && major !== 2) {
-    throw invalid(path, `format version "${version}" is not 1.x or 2.x`, { field: 'version', actual: version });
+    throw invalid(path, `format version ${quoteInput(version)} is not 1.x or 2.x`, {
+      field: 'version',
+      actual: version,
+    });
   }
   const imageSizeBytes = integerField(path, bmap, 'ImageSize');
   const blockSizeBytes = integerField(path, bmap, 'BlockSize');
@@ -93,7 +109,7 @@ export function parseBlockMap(xml: string, path = 'block map'): BlockMap {
   let checksumType: BmapChecksumType | undefined;
   if (typeText === 'sha256' || typeText === 'sha1') checksumType = typeText;
   else if (typeText !== undefined) {
-    throw invalid(path, `ChecksumType "${typeText}" is not sha256 or sha1`, {
+    throw invalid(path, `ChecksumType ${quoteInput(typeText)} is not sha256 or sha1`, {
       field: 'ChecksumType',
       actual: typeText,
     });
@@ -111,13 +127,17 @@ export function parseBlockMap(xml: string, path = 'block map'): BlockMap {
     const text = typeof item === 'string' ? item : String((item as Record<string, unknown>)['#text'] ?? '');
     const attributes = typeof item === 'object' && item !== null ? (item as Record<string, unknown>) : {};
     const match = /^\s*(\d+)(?:\s*-\s*(\d+))?\s*$/.exec(text);
-    if (match === null || match[1] === undefined) throw invalid(path, `range "${text}" is not "N" or "N-M"`);
+    if (match === null || match[1] === undefined) throw invalid(path, `range ${quoteInput(text)} is not "N" or "N-M"`);
     const firstBlock = Number(match[1]);
     const lastBlock = match[2] === undefined ? firstBlock : Number(match[2]);
     if (lastBlock < firstBlock || firstBlock < nextFreeBlock || lastBlock >= blocksCount) {
-      throw invalid(path, `range ${text.trim()} is out of order, overlaps another or lies past the image's end`, {
-        range: text.trim(),
-      });
+      throw invalid(
+        path,
+        `range ${quoteInput(text.trim())} is out of order, overlaps another or lies past the image's end`,
+        {
+          range: text.trim(),
+        },
+      );
     }
     nextFreeBlock = lastBlock + 1;
     // bmap 1.0-1.3 named the attribute after its only algorithm, sha1.
@@ -132,7 +152,7 @@ export function parseBlockMap(xml: string, path = 'block map'): BlockMap {
     if (checksum !== undefined) {
       const hexLength = checksumType === 'sha1' ? 40 : 64;
       if (checksumType === undefined || !new RegExp(`^[0-9a-f]{${hexLength}}$`).test(checksum)) {
-        throw invalid(path, `range ${text.trim()} has a malformed checksum`, { range: text.trim() });
+        throw invalid(path, `range ${quoteInput(text.trim())} has a malformed checksum`, { range: text.trim() });
       }
     }
     const offsetBytes = firstBlock * blockSizeBytes;

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip, createZstdCompress, constants as zlibConstants } from 'node:zlib';
+import { createGzip, createZstdCompress, gunzipSync, constants as zlibConstants, zstdDecompressSync } from 'node:zlib';
 import { ReimageError } from '../core/reimage-error.ts';
 
 /** One member of an initramfs archive. */
@@ -347,4 +347,38 @@ export function listNewcArchive(archive: Uint8Array): NewcMember[] {
     at = dataEnd + pad4(sizeBytes);
   }
   throw corrupt(at, 'no TRAILER!!! member');
+}
+
+/**
+ * Far more than any initramfs we build (a few hundred MiB unpacked): a stream that inflates past
+ * it is a decompression bomb or not ours, and must not take the machine's memory with it.
+ */
+export const MAX_UNPACKED_INITRAMFS_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * Lists an initramfs file as `reimage initramfs list` reads it: zstd, gzip or plain newc, told
+ * apart by magic bytes. A damaged or truncated stream is a REIMAGE_INITRAMFS_ARCHIVE_CORRUPT like
+ * a damaged archive, not zlib's bare Error.
+ */
+export function listInitramfsFile(
+  fileBytes: Uint8Array,
+  maxUnpackedBytes = MAX_UNPACKED_INITRAMFS_BYTES,
+): NewcMember[] {
+  const bytes = Buffer.from(fileBytes.buffer, fileBytes.byteOffset, fileBytes.byteLength);
+  const magic = bytes.subarray(0, 4).toString('hex');
+  const compression = magic === '28b52ffd' ? 'zstd' : magic.startsWith('1f8b') ? 'gzip' : undefined;
+  if (compression === undefined) return listNewcArchive(bytes);
+  let plain: Buffer;
+  try {
+    const options = { maxOutputLength: maxUnpackedBytes };
+    plain = compression === 'zstd' ? zstdDecompressSync(bytes, options) : gunzipSync(bytes, options);
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    throw new ReimageError(
+      'REIMAGE_INITRAMFS_ARCHIVE_CORRUPT',
+      `The ${compression} stream of this initramfs is damaged, truncated or unpacks to more than ${maxUnpackedBytes} bytes (${reason}). Rebuild it with "reimage initramfs build".`,
+      { evidence: { compression, reason, maxUnpackedBytes }, cause: e },
+    );
+  }
+  return listNewcArchive(plain);
 }

@@ -77,6 +77,19 @@ export function encodeUstarHeaderInto(target: Buffer, offset: number, header: Us
   target.write(`${sum.toString(8).padStart(6, '0')}\0 `, offset + 148, 8, 'ascii');
 }
 
+/**
+ * Input text for an error message, quoted and with control characters escaped (C0, DEL and C1,
+ * which JSON.stringify leaves raw): a hostile bundle must not put ESC sequences on the operator's terminal.
+ */
+export function quoteInput(text: string): string {
+  let quoted = '';
+  for (const char of JSON.stringify(text)) {
+    const code = char.charCodeAt(0);
+    quoted += code >= 0x7f && code <= 0x9f ? `\\u${code.toString(16).padStart(4, '0')}` : char;
+  }
+  return quoted;
+}
+
 function corrupt(message: string, offsetBytes: number): ReimageError {
   return new ReimageError(
     'REIMAGE_RETAIN_BUNDLE_CORRUPT',
@@ -117,8 +130,8 @@ function readNumber(block: Buffer, offset: number, width: number, blockOffsetByt
   for (; i < end; i += 1) {
     const byte = block[i];
     if (byte !== 0 && byte !== 0x20) {
-      const text = block.toString('ascii', offset, end);
-      throw corrupt(`bad octal field "${text.replace(/[\0 ]+$/, '')}"`, blockOffsetBytes);
+      const text = block.toString('latin1', offset, end);
+      throw corrupt(`bad octal field ${quoteInput(text.replace(/[\0 ]+$/, ''))}`, blockOffsetBytes);
     }
   }
   return digits === 0 ? 0 : value;

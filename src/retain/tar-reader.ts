@@ -1,6 +1,6 @@
 import { ReimageError } from '../core/reimage-error.ts';
 import { decodePaxRecords } from './pax-records.ts';
-import { BLOCK_BYTES, decodeUstarHeader, isZeroBlock, paddedSize } from './tar-header.ts';
+import { BLOCK_BYTES, decodeUstarHeader, isZeroBlock, paddedSize, quoteInput } from './tar-header.ts';
 import { parsePaxTime, type TarMemberSpec } from './tar-writer.ts';
 import type { WindowReader } from './window-reader.ts';
 import { createWindowReader } from './window-reader.ts';
@@ -42,7 +42,7 @@ function paxNumber(records: ReadonlyMap<string, Buffer>, key: string, fallback: 
   if (raw === undefined) return fallback;
   const text = raw.toString('ascii');
   if (!/^[0-9]{1,16}$/.test(text) || !Number.isSafeInteger(Number(text))) {
-    throw corrupt(`bad pax ${key} "${text}"`, offsetBytes);
+    throw corrupt(`bad pax ${key} ${quoteInput(text)}`, offsetBytes);
   }
   return Number(text);
 }
@@ -82,13 +82,13 @@ export function* readTarMembers(fd: number, fileSizeBytes: number): Generator<Ta
     }
     const mtimeText = records.get('mtime')?.toString('ascii');
     const mtimeNs = mtimeText === undefined ? BigInt(header.mtimeSec) * 1_000_000_000n : parsePaxTime(mtimeText);
-    if (mtimeNs === undefined) throw corrupt(`bad pax mtime "${mtimeText}"`, offset);
+    if (mtimeNs === undefined) throw corrupt(`bad pax mtime ${quoteInput(mtimeText ?? '')}`, offset);
     const sizeBytes = paxNumber(records, 'size', header.sizeBytes, offset);
     // Only regular files carry content in our bundles; a size on anything else is hostile or foreign.
     const carriesData = header.typeFlag === '0' || header.typeFlag === '7';
     const contentBytes = carriesData ? sizeBytes : 0;
     if (!carriesData && sizeBytes !== 0)
-      throw corrupt(`member "${header.name}" of type ${header.typeFlag} has content`, offset);
+      throw corrupt(`member ${quoteInput(header.name)} of type ${quoteInput(header.typeFlag)} has content`, offset);
     if (dataOffsetBytes + contentBytes > fileSizeBytes) throw corrupt('member content past end of file', offset);
     yield {
       name: records.get('path')?.toString('utf8') ?? header.name,
