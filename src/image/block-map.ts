@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { XMLParser } from 'fast-xml-parser';
+import { quoteInput } from '../core/quote-input.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 
 export type BmapChecksumType = 'sha256' | 'sha1';
@@ -26,19 +27,6 @@ export interface BlockMap {
   readonly ranges: readonly MappedRange[];
   /** Sum of the ranges' lengths. */
   readonly mappedBytes: number;
-}
-
-/**
- * Input text for an error message, quoted and with control characters escaped (C0, DEL and C1,
- * which JSON.stringify leaves raw): a hostile block map must not put ESC sequences on the operator's terminal.
- */
-function quoteInput(text: string): string {
-  let quoted = '';
-  for (const char of JSON.stringify(text)) {
-    const code = char.charCodeAt(0);
-    quoted += code >= 0x7f && code <= 0x9f ? `\\u${code.toString(16).padStart(4, '0')}` : char;
-  }
-  return quoted;
 }
 
 function invalid(path: string, what: string, evidence: Record<string, string | number> = {}): ReimageError {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { escapeControls } from '../core/quote-input.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { type Plan, planSchema } from './plan-schema.ts';
 
@@ -17,7 +18,7 @@ export function formatFieldPath(path: readonly PropertyKey[]): string {
   let text = '';
   for (const part of path) {
     if (typeof part === 'number') text += `[${part}]`;
-    else text += text === '' ? String(part) : `.${String(part)}`;
+    else text += text === '' ? escapeControls(String(part)) : `.${escapeControls(String(part))}`;
   }
   return text === '' ? '(top level)' : text;
 }
@@ -80,7 +81,7 @@ function keepDigestAsWritten(document: ReturnType<typeof parseDocument>, text: s
  */
 export function parsePlan(text: string): { plan: Plan; problems: [] } | { plan: undefined; problems: PlanProblem[] } {
   const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   if (document.errors.length > 0) {
     return {
       plan: undefined,
@@ -88,7 +89,7 @@ export function parsePlan(text: string): { plan: Plan; problems: [] } | { plan: 
         const position = lineCounter.linePos(error.pos[0]);
         return {
           field: '(yaml syntax)',
-          message: error.message.split('\n')[0] ?? error.message,
+          message: escapeControls(error.message.split('\n')[0] ?? error.message),
           line: position.line,
           column: position.col,
         };
@@ -96,12 +97,24 @@ export function parsePlan(text: string): { plan: Plan; problems: [] } | { plan: 
     };
   }
   keepDigestAsWritten(document, text);
-  const result = planSchema.safeParse(document.toJS(), { reportInput: true });
+  let value: unknown;
+  try {
+    value = document.toJS();
+  } catch (error) {
+    // yaml resolves aliases and merge keys only here: an unset anchor, an alias bomb or a merge of a non-map throws.
+    const message = escapeControls(error instanceof Error ? error.message : String(error));
+    return { plan: undefined, problems: [{ field: '(yaml syntax)', message }] };
+  }
+  const result = planSchema.safeParse(value, { reportInput: true });
   if (result.success) return { plan: result.data, problems: [] };
   const problems: PlanProblem[] = [];
   for (const issue of result.error.issues) {
     for (const { path, message } of describeIssue(issue)) {
-      problems.push({ field: formatFieldPath(path), message, ...locate(document, lineCounter, path) });
+      problems.push({
+        field: formatFieldPath(path),
+        message: escapeControls(message),
+        ...locate(document, lineCounter, path),
+      });
     }
   }
   return { plan: undefined, problems };

@@ -1,3 +1,4 @@
+import { quoteInput } from '../core/quote-input.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 
 export const BLOCK_BYTES = 512;
@@ -75,19 +76,6 @@ export function encodeUstarHeaderInto(target: Buffer, offset: number, header: Us
   let sum = 0;
   for (let i = offset; i < offset + BLOCK_BYTES; i += 1) sum += target[i] ?? 0;
   target.write(`${sum.toString(8).padStart(6, '0')}\0 `, offset + 148, 8, 'ascii');
-}
-
-/**
- * Input text for an error message, quoted and with control characters escaped (C0, DEL and C1,
- * which JSON.stringify leaves raw): a hostile bundle must not put ESC sequences on the operator's terminal.
- */
-export function quoteInput(text: string): string {
-  let quoted = '';
-  for (const char of JSON.stringify(text)) {
-    const code = char.charCodeAt(0);
-    quoted += code >= 0x7f && code <= 0x9f ? `\\u${code.toString(16).padStart(4, '0')}` : char;
-  }
-  return quoted;
 }
 
 function corrupt(message: string, offsetBytes: number): ReimageError {

@@ -1,6 +1,7 @@
+import { quoteInput } from '../core/quote-input.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import { decodePaxRecords } from './pax-records.ts';
-import { BLOCK_BYTES, decodeUstarHeader, isZeroBlock, paddedSize, quoteInput } from './tar-header.ts';
+import { BLOCK_BYTES, decodeUstarHeader, isZeroBlock, paddedSize } from './tar-header.ts';
 import { parsePaxTime, type TarMemberSpec } from './tar-writer.ts';
 import type { WindowReader } from './window-reader.ts';
 import { createWindowReader } from './window-reader.ts';

@@ -26,11 +26,6 @@ const ITERATIONS: Readonly<Record<string, number>> = {
  * regression test in regressions.test.ts. Remove the entry with the fix.
  */
 const KNOWN_UNFIXED: Readonly<Record<string, readonly RegExp[]>> = {
-  plan: [
-    /^ReferenceError: (Unresolved alias|Excessive alias count)/,
-    /^Error: Merge sources must be maps/,
-    /^accepted an invalid result: a problem carries raw control characters/,
-  ],
   'read-bundle': [/^REIMAGE_RETAIN_BUNDLE_MISMATCH message carries raw control characters/],
 };
 

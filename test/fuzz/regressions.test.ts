@@ -251,21 +251,15 @@ function expectPlanProblem(text: string, pattern: RegExp): void {
   );
 }
 
-const PLAN_CRASH =
-  'src/plan/load-plan.ts parsePlan calls document.toJS(), which throws (ReferenceError for aliases, Error for merge keys); catch it and return a "(yaml syntax)" problem (see the report of the fuzz change)';
-
-const PLAN_ESCAPES =
-  'src/plan/load-plan.ts copies YAML keys (formatFieldPath) and yaml error text into problems raw; escape control characters there';
-
 describe('fuzz regressions: the plan loader', () => {
   // Found by the plan target, seed 1, iteration 498; minimized input "*a".
-  it('an alias to an anchor that was never set is a plan problem, not a ReferenceError', { todo: PLAN_CRASH }, () => {
+  it('an alias to an anchor that was never set is a plan problem, not a ReferenceError', () => {
     expectPlanProblem('*a', /alias/i);
     expectPlanProblem('version: 1\ndisk: *disk\n', /alias/i);
   });
 
   // Found by the plan target, seed 1, iteration 235 (minimized below): yaml's guard against alias bombs throws.
-  it('an alias bomb is a plan problem, not a ReferenceError', { todo: PLAN_CRASH }, () => {
+  it('an alias bomb is a plan problem, not a ReferenceError', () => {
     expectPlanProblem(
       'p: \n &l0 : &l1 [*l0,*l0]\n: &l2 [*l1,*l1,*l1,*l1]\n3: &3 [*l2,*l2,*l2,*l2,*l2,*l2]\nn:\n  : 2\n  r: i\nh:',
       /alias/i,
@@ -273,19 +267,19 @@ describe('fuzz regressions: the plan loader', () => {
   });
 
   // Found by the long run (seed 20261201, iteration 68960; minimized below): a YAML 1.1 merge key with no map.
-  it('a merge key without a map is a plan problem, not an Error', { todo: PLAN_CRASH }, () => {
+  it('a merge key without a map is a plan problem, not an Error', () => {
     expectPlanProblem('%YAML 1.1\n---\n#\n<<:', /merge/i);
   });
 
   // Found by the plan target (seed 3): a YAML key with escapes became the problem's field raw.
-  it('a key spelled with ESC is named escaped in the problem', { todo: PLAN_ESCAPES }, () => {
+  it('a key spelled with ESC is named escaped in the problem', () => {
     const result = parsePlan('version: 1\n"\\e[2Jx": 1\n');
     assert.ok(result.problems.length > 0);
     for (const problem of result.problems) assert.ok(!hasControlCharacters(`${problem.field}${problem.message}`));
   });
 
   // Found by the plan target (seed 3, iteration 610; minimized "{}\n: \u007f"): yaml quotes the bad token raw.
-  it('a YAML syntax error on a control character quotes it escaped', { todo: PLAN_ESCAPES }, () => {
+  it('a YAML syntax error on a control character quotes it escaped', () => {
     // yaml JSON-quotes the token, which escapes C0 but not DEL or C1: U+009B is CSI, ESC [ in one character.
     const result = parsePlan('{}\n: \u009b2J');
     assert.ok(result.problems.length > 0);
