@@ -114,4 +114,20 @@ describe('reimage run with image.size (a gzip image)', () => {
     assert.equal(firstSector(workspace.diskPath), sector0);
     assert.doesNotMatch(await readFile(join(workDir, 'reimage.log'), 'utf8'), COUNTING_PASS);
   });
+
+  it('refuses an image.size that disagrees with the block map before anything changes (exit 3)', async () => {
+    // The demo's own plan: the zstd image and its block map, which the writer trusts over image.size.
+    await runCommand('cp', ['--sparse=always', pristinePath, workspace.diskPath]);
+    const file = join(workspace.dir, 'bmap-disagrees.yaml');
+    await writeDemoPlan(workspace, workspace.diskPath, file);
+    const text = await readFile(file, 'utf8');
+    assert.match(text, /^ {2}bmap: /m);
+    await writeFile(file, text.replace(/^( {2}bmap: .*)$/m, `$1\n  size: ${decodedBytes - 4096}`));
+    const workDir = join(workspace.dir, 'work-bmap');
+    const result = runReimage(['run', '--plan', file, '--work-dir', workDir], { timeoutMs: 600_000 });
+    assert.equal(result.exitCode, 3, result.stderr);
+    assert.match(result.stderr, /REIMAGE_IMAGE_SIZE_MISMATCH/);
+    assert.match(result.stderr, /image\.size \(\d+ bytes\) and the block map's image size \(\d+ bytes\) differ/);
+    assert.equal(await sha256OfFile(workspace.diskPath), pristineDigest);
+  });
 });
