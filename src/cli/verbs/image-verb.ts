@@ -13,7 +13,8 @@ given (what a plan's image.sha256 holds), then a ready "image:" section for a pl
 The decoded size comes from the container where it is recorded (xz index, zstd frame
 headers) or, for gzip and bzip2, by decoding the image once and counting. Put it in the plan as
 image.size and the write need not decode the image an extra time to prove it fits the disk.
-A damaged image fails here (exit 3). Nothing is changed.`,
+A damaged gzip or bzip2 image fails here (exit 3); xz and zstd images whose size is recorded
+are only hashed here, so damage inside them shows when they are written. Nothing is changed.`,
   positionals: [{ name: 'IMAGE', help: 'the image file (raw, gz, bz2, xz, zst)', mustExist: 'file' }],
   options: [{ name: 'json', help: 'progress and the result as JSON lines' }],
   examples: ['reimage image inspect debian-12.img.bz2'],
