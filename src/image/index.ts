@@ -5,6 +5,7 @@ export type { Decoder } from './decoder.ts';
 export { createDecoder, DECODER_TOOLS, WRITER_TOOLS } from './decoder.ts';
 export type { ImageFormat } from './image-format.ts';
 export { detectImageFormat, formatFromMagic } from './image-format.ts';
+export { type ImageInspection, inspectImage } from './inspect-image.ts';
 export { sha256File } from './sha256-file.ts';
 export type { HeldWrite, WriteImageOptions, WriteSummary } from './write-image.ts';
 export { writeImage, writeImageHoldingFirstSector } from './write-image.ts';

@@ -1,3 +1,4 @@
+import { imageSizeNote } from './image-size-note.ts';
 import { describePartitionRef, partitionDevicePath } from './partition-name.ts';
 import type { PartitionRef, Plan } from './plan-schema.ts';
 
@@ -18,6 +19,7 @@ export function describePlan(plan: Plan): string[] {
     plan.image.bmap === undefined
       ? 'Block map: none; the whole image is written (zero ranges as cheaply as the disk allows).'
       : `Block map: ${plan.image.bmap}; only mapped ranges are written, each checked against its digest.`,
+    imageSizeNote(plan),
     `Retain: ${plan.retain.paths.length} path(s) (${optional} optional) read from ${where(plan, plan.retain.partition)}; owners ${plan.retain.owners === 'by-name' ? "mapped by name through the new root's accounts" : 'kept as numbers'}.`,
   ];
   for (const entry of plan.retain.paths) {

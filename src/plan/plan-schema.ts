@@ -47,6 +47,14 @@ export const planSchema = z.strictObject({
     path: absolutePath,
     sha256: sha256Hex,
     bmap: absolutePath.optional(),
+    /**
+     * The decoded size in bytes (`reimage image inspect IMAGE` prints it). gzip and bzip2 do not
+     * record it, and without it the write decodes the image once more only to prove it fits.
+     */
+    size: z
+      .int({ error: 'expected the decoded size in bytes, a whole number (reimage image inspect IMAGE prints it)' })
+      .positive({ error: 'expected the decoded size in bytes, more than 0' })
+      .optional(),
   }),
   retain: z.strictObject({
     partition: partitionRefSchema,

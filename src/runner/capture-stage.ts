@@ -66,7 +66,7 @@ async function loadImageIntoRam(
 
 /**
  * Stage 1: mount the old system read-only, load the image into RAM and check its digest (and,
- * with a block map, its size against the disk), capture the retention bundle into RAM,
+ * with a block map or image.size, its size against the disk), capture the retention bundle into RAM,
  * unmount. It only reads: any failure here leaves the disk exactly as it was.
  */
 export async function captureStage(o: {
@@ -123,7 +123,27 @@ export async function captureStage(o: {
         );
       }
       const blockMap = await loadBlockMap(bmapPath);
+      // The writer trusts the block map's size over image.size: two sizes that disagree mean one
+      // is for another image, so it is refused here, before anything changes.
+      if (plan.image.size !== undefined && plan.image.size !== blockMap.imageSizeBytes) {
+        throw new ReimageError(
+          'REIMAGE_IMAGE_SIZE_MISMATCH',
+          `The plan's image.size (${plan.image.size} bytes) and the block map's image size (${blockMap.imageSizeBytes} bytes) differ: one of them is for another image. Run "reimage image inspect" on the image and correct the plan. Nothing was written.`,
+          {
+            evidence: {
+              field: 'image.size',
+              expected: blockMap.imageSizeBytes,
+              actual: plan.image.size,
+              source: 'block map',
+            },
+          },
+        );
+      }
       checkImageFits(await inspectTarget(diskDevice), blockMap.imageSizeBytes);
+    } else if (plan.image.size !== undefined) {
+      // Known without decoding: an image too large for the disk is refused before anything changes.
+      // The writer checks the decoded bytes against it as it writes.
+      checkImageFits(await inspectTarget(diskDevice), plan.image.size);
     }
 
     const capture = await captureBundle({

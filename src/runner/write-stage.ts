@@ -25,6 +25,9 @@ export async function writeStage(o: {
     targetPath: diskDevice,
     sha256: plan.image.sha256,
     bmapPath: captured.bmapPath,
+    // From the plan (reimage image inspect): spares a bzip2 or gzip image the counting pass; a
+    // wrong value fails the write.
+    ...(plan.image.size === undefined ? {} : { imageSizeBytes: plan.image.size }),
     // Read-back of the mapped ranges is cheap; without a map it would read the whole disk.
     verify: captured.bmapPath !== undefined,
     log,

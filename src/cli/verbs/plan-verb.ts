@@ -8,7 +8,8 @@ const validateSpec: CommandSpec = {
   description: `Checks a plan file (YAML, version 1) and says in plain words what it will do:
 which disk, which image, which paths are retained, which mounts make the new layout.
 Exits 0 for a valid plan (warning about what is valid but surely not meant, such as an
-all-zero placeholder digest); 2 for an invalid one, naming each offending field (and the line
+all-zero placeholder digest), and whether the write will have to decode a gzip or bzip2
+image an extra time to learn its size (image.size avoids it); 2 for an invalid one, naming each offending field (and the line
 and column for YAML syntax errors). Nothing is touched. The plan reference is docs/plan.md.`,
   positionals: [{ name: 'FILE', help: 'the plan file', mustExist: 'file' }],
   options: [{ name: 'json', help: 'the result as one JSON line' }],
@@ -22,7 +23,7 @@ async function validate(context: VerbContext, args: ParsedArguments): Promise<nu
   const warnings = planWarnings(plan);
   for (const warning of warnings) context.log.warn(`${file}: ${warning}`);
   if (args.flag('json')) {
-    context.stdout.write(`${JSON.stringify({ valid: true, file, warnings, plan })}\n`);
+    context.stdout.write(`${JSON.stringify({ valid: true, file, warnings, description: describePlan(plan), plan })}\n`);
   } else {
     context.stdout.write(`${file}: valid plan (version ${plan.version}).\n${describePlan(plan).join('\n')}\n`);
   }
