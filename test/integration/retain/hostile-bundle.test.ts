@@ -111,7 +111,7 @@ describe('retain: hostile and damaged bundles are refused and leave the target u
     rmSync(join(root, 'etc'), { recursive: true });
     symlinkSync(outside, join(root, 'etc'));
     before_ = snapshot(root) + snapshot(outside);
-    await refused('REIMAGE_RETAIN_UNSAFE_TARGET', [
+    await refused('REIMAGE_RETAIN_UNSAFE_ROOT_PATH', [
       craftEntry('/etc/victim', 'file', { content: Buffer.from('pwned\n') }),
     ]);
   });
@@ -125,7 +125,7 @@ describe('retain: hostile and damaged bundles are refused and leave the target u
   });
 
   it('refuses a directory where the target has a file, before writing anything', async () => {
-    await refused('REIMAGE_RETAIN_TARGET_CONFLICT', [
+    await refused('REIMAGE_RETAIN_ROOT_CONFLICT', [
       craftEntry('/etc/first', 'file'),
       craftEntry('/etc/existing', 'directory'),
     ]);
