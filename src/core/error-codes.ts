@@ -218,12 +218,12 @@ export const ERROR_CODES = {
     retryable: false,
     meaning: 'the bundle would write through one of its own non-directory entries',
   },
-  REIMAGE_RETAIN_UNSAFE_TARGET: {
+  REIMAGE_RETAIN_UNSAFE_ROOT_PATH: {
     exitClass: 'refusedUntouched',
     retryable: false,
     meaning: 'restoring would follow a symlink or non-directory in the new root',
   },
-  REIMAGE_RETAIN_TARGET_CONFLICT: {
+  REIMAGE_RETAIN_ROOT_CONFLICT: {
     exitClass: 'refusedUntouched',
     retryable: false,
     meaning: 'an entry is a directory in the bundle but not in the new root, or the reverse',

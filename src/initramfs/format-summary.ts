@@ -1,4 +1,4 @@
-import type { InitramfsSummary } from './build-initramfs.ts';
+import type { InitramfsSummary } from './summarize-initramfs.ts';
 
 function mebibytes(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;

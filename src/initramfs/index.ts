@@ -1,15 +1,8 @@
-export {
-  BUSYBOX_PATH,
-  type BuildInitramfsOptions,
-  buildInitramfs,
-  findFirmware,
-  type InitramfsPart,
-  type InitramfsPartSummary,
-  type InitramfsSummary,
-  productionPackageDirs,
-  STORAGE_MODULES,
-} from './build-initramfs.ts';
+export { type BuildInitramfsOptions, buildInitramfs } from './build-initramfs.ts';
 export { DEFAULT_LIBRARY_DIRS, type ElfDynamicInfo, readElfDynamicInfo, sharedLibraryClosure } from './elf-closure.ts';
+export { BUSYBOX_PATH } from './find-busybox.ts';
+export { findFirmware } from './find-firmware.ts';
+export { STORAGE_MODULES } from './find-kernel-files.ts';
 export { formatInitramfsSummary } from './format-summary.ts';
 export { type HostPathLink, hostPathChain } from './host-path-chain.ts';
 export { INIT_CONSOLE_LOG, INIT_PLAN_PATH, type InitScriptOptions, initScript } from './init-script.ts';
@@ -22,3 +15,6 @@ export {
   newcStream,
   writeInitramfsArchive,
 } from './newc-archive.ts';
+export { type InitramfsInputs, type InitramfsPart, type PlannedEntry, planInitramfs } from './plan-initramfs.ts';
+export { productionPackageDirs } from './production-package-dirs.ts';
+export type { InitramfsPartSummary, InitramfsSummary } from './summarize-initramfs.ts';

@@ -1,4 +1,4 @@
-import { ExitCode } from '../cli/exit-codes.ts';
+import { ExitCode } from '../core/exit-codes.ts';
 
 /** What the generated /init needs to know; all of it is baked in at build time. */
 export interface InitScriptOptions {
@@ -17,8 +17,13 @@ export interface InitScriptOptions {
 
 export const INIT_PLAN_PATH = '/etc/reimage/plan.yaml';
 export const INIT_CONSOLE_LOG = '/run/reimage/console.log';
-/** The runner's exit codes that promise the disk was not touched (src/cli/exit-codes.ts: 2 and 3). */
+/** The runner's exit codes that promise the disk was not touched (src/core/exit-codes.ts: 2 and 3). */
 export const UNTOUCHED_EXIT_CODES: readonly number[] = [ExitCode.invalidInput, ExitCode.refusedUntouched];
+/** Where the launcher sits in the initramfs (planInitramfs puts the project under /reimage). */
+export const INIT_REIMAGE_PATH = '/reimage/bin/reimage';
+/** Lines that enclose the part of /init that runs the plan and acts on its exit code (tested on its own). */
+export const DISPATCH_BEGIN = '# --- dispatch: run the plan, act on its exit code ---';
+export const DISPATCH_END = '# --- end of dispatch ---';
 
 /** Quotes a value for a POSIX shell: single quotes, with each ' written as '\''. */
 export function shellQuote(value: string): string {
@@ -28,10 +33,13 @@ export function shellQuote(value: string): string {
 /**
  * The initramfs /init: a busybox sh script. It mounts the pseudo-filesystems, copies all output to
  * every console and to a log in RAM, loads the storage modules, opens diagnosis shells on tty2 and
- * tty3, waits for the disk, runs the plan and carries out the exit policy:
- * 0 → finish; 2 or 3 (disk untouched) → reboot into the old system; anything else → stop with
- * the log on screen and the shells open. It never exits (PID 1 exiting panics the kernel) and
- * never reboots after the disk was touched, so a failing machine cannot loop.
+ * tty3, waits for the disk, runs the plan and carries out the exit policy (the exit codes of
+ * src/core/exit-codes.ts): 0 → the plan's finish; 2 (invalid input) or 3 (refused) → the disk is
+ * untouched: reboot into the old system; 4 (failed after the disk changed), 5 (verification
+ * found differences), 130 (interrupted), 1 (internal error) or anything else → stop with a
+ * message saying what that code means, the log on screen and the shells open. It never exits
+ * (PID 1 exiting panics the kernel) and reboots only when the disk is known to be untouched, so a
+ * failing machine cannot loop and never boots a half-written disk.
  */
 export function initScript(options: InitScriptOptions): string {
   const timeoutSeconds = options.diskTimeoutSeconds ?? 60;
@@ -48,6 +56,7 @@ PLAN=${shellQuote(planPath)}
 LOG=${shellQuote(INIT_CONSOLE_LOG)}
 DISK_TIMEOUT_S=${timeoutSeconds}
 MODULES=${shellQuote(moduleList)}
+REIMAGE=${shellQuote(INIT_REIMAGE_PATH)}
 
 mount -t proc -o nosuid,nodev,noexec proc /proc
 mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
@@ -97,10 +106,13 @@ for module in $MODULES; do
 done
 say "loaded $loaded kernel modules"
 
-say "$(/reimage/bin/reimage --version 2>&1 || echo 'reimage --version failed')"
+say "$("$REIMAGE" --version 2>&1 || echo 'reimage --version failed')"
 
-halt_touched() {
-  say "The disk was changed and the retries are used up. The machine stays here; it will not reboot."
+${DISPATCH_BEGIN}
+# Stays, never reboots: the disk may be half-written, and a reboot could loop or boot it.
+stay_for_diagnosis() {
+  say "$1"
+  say "The machine stays here; it will not reboot."
   say "Last lines of $LOG:"
   tail -n 40 "$LOG" | sed 's/^/  | /'
   say "Diagnosis shells are open on tty2 and tty3 (Alt+F2, Alt+F3); the full log is $LOG."
@@ -117,6 +129,44 @@ reboot_untouched() {
   while :; do sleep 3600; done
 }
 
+# Runs the plan and acts on what its exit code means (src/core/exit-codes.ts).
+run_plan() {
+  "$REIMAGE" run --plan "$PLAN"
+  status=$?
+  say "reimage run exited with $status"
+  case "$status" in
+    ${ExitCode.ok})
+      say "Success: doing the plan's finish ($FINISH)."
+      sync
+      sleep 1
+      if [ "$FINISH" = poweroff ]; then poweroff -f; else reboot -f; fi
+      while :; do sleep 3600; done
+      ;;
+    ${ExitCode.invalidInput})
+      reboot_untouched "The plan or an input it names is invalid (exit $status); it was refused before the disk was changed."
+      ;;
+    ${ExitCode.refusedUntouched})
+      reboot_untouched "The run stopped before the disk was changed (exit $status): a check failed or something it needs is missing."
+      ;;
+    ${ExitCode.failedTouched})
+      stay_for_diagnosis "The run failed after the disk started to change, and its retries are used up (exit $status): the disk is incomplete and the old system is gone."
+      ;;
+    ${ExitCode.verifyMismatch})
+      stay_for_diagnosis "The new system is written, but verification found differences (exit $status): the retained state is not exactly what was captured."
+      ;;
+    ${ExitCode.interrupted})
+      stay_for_diagnosis "The run was interrupted (exit $status); the log above says whether the disk was changed."
+      ;;
+    ${ExitCode.internal})
+      stay_for_diagnosis "reimage hit an internal error (exit $status); whether the disk was changed is not known, so it is treated as changed."
+      ;;
+    *)
+      stay_for_diagnosis "reimage ended without a known exit code (exit $status: killed, or out of memory?); whether the disk was changed is not known, so it is treated as changed."
+      ;;
+  esac
+}
+${DISPATCH_END}
+
 waited_s=0
 while [ ! -b "$DISK" ]; do
   if [ "$waited_s" -ge "$DISK_TIMEOUT_S" ]; then
@@ -127,24 +177,6 @@ while [ ! -b "$DISK" ]; do
   waited_s=$((waited_s + 1))
 done
 say "disk $DISK is here; running the plan $PLAN"
-
-/reimage/bin/reimage run --plan "$PLAN"
-status=$?
-say "reimage run exited with $status"
-case "$status" in
-  0)
-    say "Success: doing the plan's finish ($FINISH)."
-    sync
-    sleep 1
-    if [ "$FINISH" = poweroff ]; then poweroff -f; else reboot -f; fi
-    while :; do sleep 3600; done
-    ;;
-  ${UNTOUCHED_EXIT_CODES.join('|')})
-    reboot_untouched "The plan failed before the disk was changed (exit $status)."
-    ;;
-  *)
-    halt_touched
-    ;;
-esac
+run_plan
 `;
 }

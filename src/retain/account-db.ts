@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { isReimageError, isSystemError } from '../core/reimage-error.ts';
-import { inspectTarget, joinUnder } from './safe-path.ts';
+import { inspectRootPlace, joinUnder } from './safe-path.ts';
 
 /**
  * The account database of a root filesystem, read from ITS /etc/passwd and /etc/group — never
@@ -58,7 +58,7 @@ export async function readRootAccounts(root: string): Promise<{ accounts: Accoun
   const readSafely = async (name: string): Promise<string> => {
     const path = joinUnder(root, ['etc', name]);
     try {
-      await inspectTarget(root, ['etc', name]);
+      await inspectRootPlace(root, ['etc', name]);
       const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
       try {
         return await handle.readFile('utf8');

@@ -7,6 +7,8 @@ export type { BundleManifest, EntryType, ManifestEntry } from './manifest.ts';
 export { MANIFEST_MEMBER_NAME } from './manifest.ts';
 export type { OwnerMode, OwnerPlan } from './owner-plan.ts';
 export { planOwners } from './owner-plan.ts';
+export type { ObservedPlace, RestoreHow, RestorePlan, RestoreStep } from './plan-restore.ts';
+export { planRestore } from './plan-restore.ts';
 export type { RestoreOptions, RestoreSummary } from './restore-bundle.ts';
 export { restoreBundle } from './restore-bundle.ts';
 export type { RetainRequest } from './retain-list.ts';

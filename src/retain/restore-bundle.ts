@@ -30,9 +30,10 @@ import { setExactTimes } from './file-times.ts';
 import type { ManifestEntry } from './manifest.ts';
 import type { OwnerMode, OwnerPlan } from './owner-plan.ts';
 import { planOwners } from './owner-plan.ts';
+import { type ObservedPlace, planRestore } from './plan-restore.ts';
 import { ACL_XATTR_NAMES, remapAcl } from './posix-acl.ts';
 import { checkBundle } from './read-bundle.ts';
-import { inspectTargetSync, joinUnder, safeComponents } from './safe-path.ts';
+import { inspectRootPlaceSync, joinUnder, safeComponents } from './safe-path.ts';
 import { createSha256 } from './sha256.ts';
 import type { TarMember } from './tar-reader.ts';
 import type { WindowReader } from './window-reader.ts';
@@ -100,7 +101,8 @@ function restoreFailed(entry: ManifestEntry, e: unknown): ReimageError {
 
 /**
  * Restores a bundle into a new root. Nothing is written until the whole bundle has been checked
- * (structure, manifest, digests) and every entry's place in the target has been found safe.
+ * (structure, manifest, digests) and every entry's place in the root has been found safe
+ * (planRestore).
  * Each non-directory entry is built beside its final name and renamed over it, so a crash
  * never leaves a half-written key under the real name.
  */
@@ -118,49 +120,27 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
     );
   }
 
-  // 1. Check everything, write nothing.
+  // 1. Check everything, write nothing: the bundle, each entry's place in the root, the owners.
   const { manifest, members } = await checkBundle(options.bundlePath, { signal });
   const { accounts, warnings: accountWarnings } = await readRootAccounts(root);
-  const plan = planOwners(manifest.entries, options.owners === 'by-id' ? emptyAccountDb : accounts, options.owners);
-  const warnings = [...accountWarnings, ...plan.warnings];
-  const createdParents: string[] = [];
-  const willExist = new Set<string>();
-  const existingDirs = new Set<string>();
-  const replaced = new Set<string>();
+  const owners = planOwners(manifest.entries, options.owners === 'by-id' ? emptyAccountDb : accounts, options.owners);
+  const warnings = [...accountWarnings, ...owners.warnings];
+  const places: ObservedPlace[] = [];
   const knownDirs = new Set<string>();
   for (const [index, entry] of manifest.entries.entries()) {
     if (index % YIELD_EVERY === 0) await yieldToEventLoop(signal);
     const components = safeComponents(entry.path);
-    const state = inspectTargetSync(root, components, knownDirs);
-    for (const ancestor of state.missingAncestors) {
-      if (!willExist.has(ancestor)) {
-        createdParents.push(ancestor);
-        willExist.add(ancestor);
-      }
-    }
+    const state = inspectRootPlaceSync(root, components, knownDirs);
     const existing = state.existing;
-    if (existing !== null) {
-      const isDir = existing.isDirectory();
-      if (isDir !== (entry.type === 'directory')) {
-        const actual = isDir ? 'a directory' : existing.isSymbolicLink() ? 'a symlink' : 'not a directory';
-        throw new ReimageError(
-          'REIMAGE_RETAIN_TARGET_CONFLICT',
-          `${entry.path} is a ${entry.type} in the bundle but ${actual} in the new root. Nothing was restored; remove it from the new image or from the retention list.`,
-          { evidence: { path: entry.path, expected: entry.type, actual: isDir ? 'directory' : 'non-directory' } },
-        );
-      }
-      if (isDir) {
-        existingDirs.add(entry.path);
-        knownDirs.add(entry.path);
-      } else {
-        replaced.add(entry.path);
-      }
-    }
-    willExist.add(entry.path);
+    const kind =
+      existing === null ? null : existing.isDirectory() ? 'directory' : existing.isSymbolicLink() ? 'symlink' : 'other';
+    if (kind === 'directory') knownDirs.add(entry.path);
+    places.push({ missingAncestors: state.missingAncestors, existing: kind });
   }
+  const { createdParents, steps } = planRestore(manifest.entries, places, owners);
   for (const warning of warnings) log.warn(warning);
 
-  // 2. Write. From here on, any failure says the target was touched. Synchronous calls per entry
+  // 2. Write. From here on, any failure says the disk was touched. Synchronous calls per entry
   // (docs/adr/0103): a thread-pool round trip per syscall would cost several times the syscall.
   const bundleFd = openSync(options.bundlePath, 'r');
   const totalBytes = manifest.entries.reduce((sum, entry) => sum + entry.sizeBytes, 0);
@@ -172,31 +152,25 @@ export async function restoreBundle(options: RestoreOptions): Promise<RestoreSum
   const tempNames = createTempNames();
   try {
     for (const parent of createdParents) mkdirSync(joinUnder(root, safeComponents(parent)), { mode: 0o755 });
-    for (const [index, entry] of manifest.entries.entries()) {
+    for (const [index, { entry, how, uid, gid }] of steps.entries()) {
       if (index % YIELD_EVERY === 0) await yieldToEventLoop(signal);
       const member = members[index];
       if (member === undefined) continue;
       const components = safeComponents(entry.path);
       const finalPath = joinUnder(root, components);
-      const uid = plan.uidMap.get(entry.uid) ?? entry.uid;
-      const gid = plan.gidMap.get(entry.gid) ?? entry.gid;
-      const xattrs = mappedXattrs(member, plan);
+      const xattrs = mappedXattrs(member, owners);
       try {
         if (entry.type === 'directory') {
-          if (!existingDirs.has(entry.path)) mkdirSync(finalPath, { mode: 0o700 });
+          if (how === 'make-directory') mkdirSync(finalPath, { mode: 0o700 });
           chownSync(finalPath, uid, gid);
           chmodSync(finalPath, entry.mode);
           applyXattrs(finalPath, xattrs, false);
           directories.push({ path: finalPath, timeNs: BigInt(entry.mtimeNs) });
         } else {
-          // A name that exists is replaced atomically: the new entry is built beside it (made
-          // durable if it is a file) and renamed over it, so a crash leaves the old one or the new
-          // one. A new regular file is also built beside and renamed, so a crash mid-write never
-          // leaves a half-written key under its name; other new entries (links, nodes) are made
-          // whole by one call, in place. O_EXCL/O_NOFOLLOW-style creation refuses anything that
-          // appeared since the check, and a failure removes what was built (docs/adr/0105).
-          const replacing = replaced.has(entry.path);
-          const besideFirst = replacing || entry.type === 'file';
+          // planRestore says how (RestoreHow). O_EXCL/O_NOFOLLOW-style creation refuses anything
+          // that appeared since the check, and a failure removes what was built (docs/adr/0105).
+          const replacing = how === 'replace';
+          const besideFirst = replacing || how === 'create-beside';
           const buildPath = besideFirst ? tempNames.next(root, components) : finalPath;
           const built = { created: false };
           try {

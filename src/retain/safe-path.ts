@@ -38,19 +38,19 @@ async function lstatOrNull(path: string): Promise<Stats | null> {
   }
 }
 
-export interface TargetState {
+export interface RootPlaceState {
   /** Ancestors (absolute, as bundle paths) that do not exist yet. */
   readonly missingAncestors: string[];
-  /** The entry's own path in the target, when something is already there. */
+  /** The entry's own path in the root, when something is already there. */
   readonly existing: Stats | null;
 }
 
 /**
- * Looks at an entry's place in the target without following any symlink: every ancestor that
+ * Looks at an entry's place in the root without following any symlink: every ancestor that
  * exists must be a real directory. A symlink there (planted, or the old OS's own) could carry
  * the write anywhere on the host, so it is refused rather than followed.
  */
-export async function inspectTarget(root: string, components: readonly string[]): Promise<TargetState> {
+export async function inspectRootPlace(root: string, components: readonly string[]): Promise<RootPlaceState> {
   const missingAncestors: string[] = [];
   for (let depth = 1; depth < components.length; depth += 1) {
     const prefix = components.slice(0, depth);
@@ -63,8 +63,8 @@ export async function inspectTarget(root: string, components: readonly string[])
       missingAncestors.push(`/${prefix.join('/')}`);
     } else if (!stats.isDirectory()) {
       throw new ReimageError(
-        'REIMAGE_RETAIN_UNSAFE_TARGET',
-        `/${prefix.join('/')} in the target is ${stats.isSymbolicLink() ? 'a symlink' : 'not a directory'}, so /${components.join('/')} cannot be restored under it without following it. Replace it with a directory in the new image, or drop the path from the retention list.`,
+        'REIMAGE_RETAIN_UNSAFE_ROOT_PATH',
+        `/${prefix.join('/')} in the root is ${stats.isSymbolicLink() ? 'a symlink' : 'not a directory'}, so /${components.join('/')} cannot be restored under it without following it. Replace it with a directory in the new image, or drop the path from the retention list.`,
         {
           evidence: {
             path: `/${prefix.join('/')}`,
@@ -84,10 +84,14 @@ function lstatSyncOrNull(path: string): Stats | null {
 }
 
 /**
- * inspectTarget, synchronously, remembering ancestors already seen to be real directories
+ * inspectRootPlace, synchronously, remembering ancestors already seen to be real directories
  * (`knownDirs`, bundle paths) so that 10,000 entries in one directory cost one lstat each.
  */
-export function inspectTargetSync(root: string, components: readonly string[], knownDirs: Set<string>): TargetState {
+export function inspectRootPlaceSync(
+  root: string,
+  components: readonly string[],
+  knownDirs: Set<string>,
+): RootPlaceState {
   const missingAncestors: string[] = [];
   for (let depth = 1; depth < components.length; depth += 1) {
     const ancestor = `/${components.slice(0, depth).join('/')}`;
@@ -112,8 +116,8 @@ export function inspectTargetSync(root: string, components: readonly string[], k
 function unsafeAncestor(ancestor: string, components: readonly string[], stats: Stats): ReimageError {
   const kind = stats.isSymbolicLink() ? 'symlink' : 'file';
   return new ReimageError(
-    'REIMAGE_RETAIN_UNSAFE_TARGET',
-    `${ancestor} in the target is ${stats.isSymbolicLink() ? 'a symlink' : 'not a directory'}, so /${components.join('/')} cannot be restored under it without following it. Replace it with a directory in the new image, or drop the path from the retention list.`,
+    'REIMAGE_RETAIN_UNSAFE_ROOT_PATH',
+    `${ancestor} in the root is ${stats.isSymbolicLink() ? 'a symlink' : 'not a directory'}, so /${components.join('/')} cannot be restored under it without following it. Replace it with a directory in the new image, or drop the path from the retention list.`,
     { evidence: { path: ancestor, expected: 'directory', actual: kind } },
   );
 }

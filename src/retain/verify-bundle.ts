@@ -14,7 +14,7 @@ import type { OwnerMode } from './owner-plan.ts';
 import { planOwners } from './owner-plan.ts';
 import { checkBundle } from './read-bundle.ts';
 import { mappedXattrs } from './restore-bundle.ts';
-import { inspectTargetSync, joinUnder, safeComponents } from './safe-path.ts';
+import { inspectRootPlaceSync, joinUnder, safeComponents } from './safe-path.ts';
 import { YIELD_EVERY, yieldToEventLoop } from './yield-to-event-loop.ts';
 
 export interface VerifyOptions {
@@ -87,7 +87,7 @@ export async function verifyBundle(options: VerifyOptions): Promise<VerifySummar
     const path = joinUnder(root, components);
     let stats: BigIntStats;
     try {
-      inspectTargetSync(root, components, knownDirs);
+      inspectRootPlaceSync(root, components, knownDirs);
       stats = lstatSync(path, { bigint: true });
     } catch (e) {
       if (isReimageError(e)) differ('unsafe path', 'real directories above it', e.message);

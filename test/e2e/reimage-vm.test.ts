@@ -2,17 +2,17 @@ import assert from 'node:assert/strict';
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type DemoWorkspace, prepareDemo } from '../../src/cli/demo-session.ts';
-import { bootDiskOnItsOwn, bootReimageVm, buildDemoInitramfs } from '../../src/cli/demo-vm-session.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { runCommand } from '../../src/core/run-command.ts';
+import { accountIdRemap, readAccountFiles } from '../../src/demo/account-id-remap.ts';
 import { withPlanDisk } from '../../src/demo/demo-plan.ts';
+import { type DemoWorkspace, prepareDemo } from '../../src/demo/demo-session.ts';
+import { bootDiskOnItsOwn, bootReimageVm, buildDemoInitramfs } from '../../src/demo/demo-vm-session.ts';
 import { sha256OfFile, withMountedPartitions, xattrDump } from '../helpers/mounted-disk.ts';
 
 // End to end under QEMU (TCG): the Debian kernel boots the project's initramfs against the demo
 // disk, the runner reimages it, then the disk boots on its own (SeaBIOS -> its GRUB -> new OS).
 const signal = AbortSignal.timeout(25 * 60_000);
-const NEW_IDS: Record<number, number> = { 1001: 2001, 111: 118, 101: 104 };
 
 function collect(): { lines: string[]; onLine: (line: string) => void } {
   const lines: string[] = [];
@@ -77,18 +77,23 @@ describe('reimage under QEMU, end to end', () => {
 
     // Owners and modes, as the new OS itself sees them, against the old disk's (ids mapped by name).
     await withMountedPartitions(workspace.fixtures.oldDiskPath, [5], async ([oldRoot = '']) => {
-      assert.ok(identity.entries.length > 10);
-      for (const entry of identity.entries) {
-        const oldStat = await lstat(join(oldRoot, entry.path));
-        assert.equal(entry.mode, (oldStat.mode & 0o7777).toString(8), `mode of ${entry.path}`);
-        assert.equal(entry.uid, NEW_IDS[oldStat.uid] ?? oldStat.uid, `owner of ${entry.path}`);
-        assert.equal(entry.gid, NEW_IDS[oldStat.gid] ?? oldStat.gid, `group of ${entry.path}`);
-      }
-      // Extended attributes (user.*, security.capability), read on the host from both disks.
-      const attributePaths = ['etc/kiosk', 'var/lib/kiosk', 'usr/local/bin', 'etc/ssh', 'etc/pki'];
-      const oldXattrs = await xattrDump(oldRoot, attributePaths);
       await withMountedPartitions(workspace.diskPath, [2, 6], async ([newRoot = '', kiosk = '']) => {
-        assert.equal(await xattrDump(newRoot, attributePaths), oldXattrs);
+        // The ids the owners should have moved to, from the two roots' own account databases.
+        const remap = accountIdRemap(await readAccountFiles(oldRoot), await readAccountFiles(newRoot));
+        assert.ok(
+          remap.uid.size > 0 && remap.gid.size > 0,
+          'the demo gives accounts new ids, so the mapping is tested',
+        );
+        assert.ok(identity.entries.length > 10);
+        for (const entry of identity.entries) {
+          const oldStat = await lstat(join(oldRoot, entry.path));
+          assert.equal(entry.mode, (oldStat.mode & 0o7777).toString(8), `mode of ${entry.path}`);
+          assert.equal(entry.uid, remap.uid.get(oldStat.uid) ?? oldStat.uid, `owner of ${entry.path}`);
+          assert.equal(entry.gid, remap.gid.get(oldStat.gid) ?? oldStat.gid, `group of ${entry.path}`);
+        }
+        // Extended attributes (user.*, security.capability), read on the host from both disks.
+        const attributePaths = ['etc/kiosk', 'var/lib/kiosk', 'usr/local/bin', 'etc/ssh', 'etc/pki'];
+        assert.equal(await xattrDump(newRoot, attributePaths), await xattrDump(oldRoot, attributePaths));
         const report = JSON.parse(await readFile(join(kiosk, 'log/report.json'), 'utf8')) as { result: string };
         assert.equal(report.result, 'ok');
         assert.match(await readFile(join(kiosk, 'log/reimage.log'), 'utf8'), /verified \d+ retained entries/);

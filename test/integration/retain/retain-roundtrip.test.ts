@@ -295,12 +295,17 @@ describe('retain: capture from one ext4, restore into another with different acc
   });
 
   it('verify reports each difference with path, what, expected and actual', async () => {
-    const target = `${newRoot}/opt/app/conf`;
-    const before = sh('stat', ['-c', '%a', target]).trim();
-    chmodSync(target, 0o600);
-    writeFileSync(`${newRoot}/etc/a/x`, 'tampered\n');
+    // Tampers with a restore of its own, on a filesystem of its own: the shared new root stays
+    // as restored, whatever order the tests run in.
+    const own = makeExt4();
     try {
-      const result = await verifyBundle({ root: newRoot, bundlePath });
+      mkdirSync(`${own.dir}/etc`);
+      writeFileSync(`${own.dir}/etc/passwd`, NEW_PASSWD);
+      writeFileSync(`${own.dir}/etc/group`, NEW_GROUP);
+      await restoreBundle({ root: own.dir, bundlePath, owners: 'by-name' });
+      chmodSync(`${own.dir}/opt/app/conf`, 0o600);
+      writeFileSync(`${own.dir}/etc/a/x`, 'tampered\n');
+      const result = await verifyBundle({ root: own.dir, bundlePath });
       assert.equal(result.ok, false);
       assert.ok(
         result.differences.some(
@@ -309,10 +314,10 @@ describe('retain: capture from one ext4, restore into another with different acc
       );
       assert.ok(result.differences.some((d) => d.path === '/etc/a/x' && d.what === 'sha256'));
       // by-id comparison of a by-name restore sees the remapped owners as differences.
-      const byId = await verifyBundle({ root: newRoot, bundlePath, owners: 'by-id' });
+      const byId = await verifyBundle({ root: own.dir, bundlePath, owners: 'by-id' });
       assert.ok(byId.differences.some((d) => d.what === 'uid'));
     } finally {
-      chmodSync(target, Number.parseInt(before, 8));
+      own.cleanup();
     }
   });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../../src/core/logger.ts';
 import { runCommand } from '../../../src/core/run-command.ts';
+import { type AccountIdRemap, accountIdRemap, readAccountFiles } from '../../../src/demo/account-id-remap.ts';
 import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../../src/demo/demo-session.ts';
 import { aclDump, capabilityDump, sha256OfFile, withMountedPartitions, xattrDump } from '../../helpers/mounted-disk.ts';
 import { runReimage } from '../../helpers/run-cli.ts';
@@ -16,11 +17,11 @@ function scratchLeft(workDir: string): string[] {
 
 // `reimage run` against the demo's old disk image through loop devices, as a user runs it.
 // The disk images are real (ext4, an msdos table, a zstd image with a bmaptool block map).
-/** The demo's account databases differ: kiosk 1001 -> 2001, ssl-cert 111 -> 118, sshd 101 -> 104. */
-function remapIds(dump: string): string {
-  const mapped: Record<string, string> = { '1001': '2001', '111': '118', '101': '104' };
-  return dump.replace(/^(# owner: |# group: |user:|group:)(1001|111|101)\b/gm, (_all, prefix: string, id: string) => {
-    return `${prefix}${mapped[id] ?? id}`;
+/** A getfacl dump with its numeric owners and qualifiers moved as a by-name restore moves them. */
+function remapIds(dump: string, remap: AccountIdRemap): string {
+  return dump.replace(/^(# owner: |# group: |user:|group:)([0-9]+)\b/gm, (_all, prefix: string, id: string) => {
+    const ids = prefix === '# owner: ' || prefix === 'user:' ? remap.uid : remap.gid;
+    return `${prefix}${ids.get(Number(id)) ?? id}`;
   });
 }
 
@@ -87,6 +88,8 @@ describe('reimage run on a disk image file (loop devices)', () => {
       xattrs: await xattrDump(root, attributePaths),
       acls: await aclDump(root, attributePaths),
       capabilities: await capabilityDump(root, ['usr/local/bin']),
+      accounts: await readAccountFiles(root),
+      kioskUid: (await stat(join(root, 'etc/kiosk'))).uid,
     }));
 
     const plan = await planWith('ok', (text) => text);
@@ -105,12 +108,15 @@ describe('reimage run on a disk image file (loop devices)', () => {
       assert.deepEqual(await readFile(join(root, 'etc/ssh/ssh_host_ed25519_key')), old.hostKey);
       const key = await stat(join(root, 'etc/ssh/ssh_host_ed25519_key'));
       assert.equal(key.mode & 0o7777, 0o600);
-      // kiosk is uid 1001 in the old accounts and 2001 in the new: owners follow the name.
-      assert.equal((await stat(join(root, 'etc/kiosk'))).uid, 2001);
+      // The demo's accounts have other ids in the new root (from both account databases): owners follow the name.
+      const remap = accountIdRemap(old.accounts, await readAccountFiles(root));
+      const kioskUid = remap.uid.get(old.kioskUid);
+      assert.ok(kioskUid !== undefined, 'the owner of /etc/kiosk has another id in the new root');
+      assert.equal((await stat(join(root, 'etc/kiosk'))).uid, kioskUid);
       assert.equal(await xattrDump(root, attributePaths), old.xattrs);
       assert.equal(await capabilityDump(root, ['usr/local/bin']), old.capabilities);
       // ACLs and owners name accounts by number: a by-name restore maps them like the owners.
-      assert.equal(await aclDump(root, attributePaths), remapIds(old.acls));
+      assert.equal(await aclDump(root, attributePaths), remapIds(old.acls, remap));
       const report = JSON.parse(await readFile(join(kiosk, 'log/report.json'), 'utf8')) as {
         result: string;
         entriesVerified: number;

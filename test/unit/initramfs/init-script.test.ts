@@ -1,7 +1,116 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { initScript, shellQuote } from '../../../src/initramfs/init-script.ts';
+import { ExitCode } from '../../../src/core/exit-codes.ts';
+import { DISPATCH_BEGIN, DISPATCH_END, initScript, shellQuote } from '../../../src/initramfs/init-script.ts';
+
+const RUNNER = 'run --plan /etc/reimage/plan.yaml';
+const STAYS = ['sleep 3600', 'stays'];
+const RUN_LOG = '/run/reimage/console.log';
+
+/**
+ * Runs the dispatch part of the generated /init under busybox sh, with the header's baked-in
+ * variables, and with functions standing in for the runner (exiting with `status`), reboot,
+ * poweroff, sync, sleep and tail, each recording its call. `sleep 3600` (the endless wait that
+ * keeps PID 1 alive) records "stays" and ends the shell. The shell runs as nobody when the test
+ * runs as root, so that even a stub that failed to shadow the real reboot could not reboot.
+ */
+function dispatch(finish: 'reboot' | 'poweroff', status: number): { calls: string[]; said: string[] } {
+  const script = initScript({ disk: '/dev/vda', finish, modules: ['virtio_blk'] });
+  const begin = script.indexOf(DISPATCH_BEGIN);
+  const end = script.indexOf(DISPATCH_END);
+  assert.ok(begin > 0 && end > begin, 'the script has a dispatch part');
+  const header = script.split('\n').filter((line) => /^(FINISH|PLAN|LOG|REIMAGE)=/.test(line));
+  assert.equal(header.length, 4, 'FINISH, PLAN, LOG and REIMAGE are baked in');
+  const harness = [
+    ...header,
+    'call() { echo "$*" >&2; }',
+    'say() { echo "$*"; }',
+    'reimage_stub() { call "runner $*"; return "$STUB_STATUS"; }',
+    'reboot() { call "reboot $*"; }',
+    'poweroff() { call "poweroff $*"; }',
+    'sync() { call sync; }',
+    'tail() { call "tail $*"; }',
+    'sleep() { call "sleep $*"; if [ "$1" = 3600 ]; then call stays; exit 0; fi; }',
+    'REIMAGE=reimage_stub',
+    script.slice(begin, end),
+    'run_plan',
+    'call "run_plan returned"',
+  ].join('\n');
+  const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const run = spawnSync('busybox', ['sh', '-c', harness], {
+    encoding: 'utf8',
+    env: { PATH: '/usr/bin:/bin', STUB_STATUS: String(status) },
+    ...asNobody,
+    // A guard against a stub that fails to end the endless wait, not a timing assertion.
+    timeout: 20_000,
+  });
+  assert.equal(run.error, undefined, `busybox sh ran (install busybox-static): ${run.error?.message}`);
+  assert.equal(run.status, 0, `the dispatch ran to its end: ${run.stderr}`);
+  const lines = (text: string): string[] => text.split('\n').filter((line) => line !== '');
+  return { calls: lines(run.stderr), said: lines(run.stdout) };
+}
+
+describe('/init dispatch (busybox sh, stub commands)', () => {
+  it("does the plan's finish on success: reboot, or poweroff", () => {
+    assert.deepEqual(dispatch('reboot', ExitCode.ok).calls, [
+      `runner ${RUNNER}`,
+      'sync',
+      'sleep 1',
+      'reboot -f',
+      ...STAYS,
+    ]);
+    assert.deepEqual(dispatch('poweroff', ExitCode.ok).calls, [
+      `runner ${RUNNER}`,
+      'sync',
+      'sleep 1',
+      'poweroff -f',
+      ...STAYS,
+    ]);
+  });
+
+  it('reboots into the untouched old system on 2 and 3, whatever the finish, saying why', () => {
+    const said: string[] = [];
+    for (const status of [ExitCode.invalidInput, ExitCode.refusedUntouched]) {
+      for (const finish of ['reboot', 'poweroff'] as const) {
+        const result = dispatch(finish, status);
+        assert.deepEqual(
+          result.calls,
+          [`runner ${RUNNER}`, 'sync', 'sleep 2', 'reboot -f', ...STAYS],
+          `exit ${status}`,
+        );
+        assert.ok(result.said.includes('Nothing on the disk was changed; rebooting into the old system.'));
+        said.push(result.said[1] ?? '');
+      }
+    }
+    assert.match(said[0] ?? '', /invalid \(exit 2\)/);
+    assert.match(said[2] ?? '', /stopped before the disk was changed \(exit 3\)/);
+  });
+
+  it('never reboots nor powers off on 1, 4, 5, 130 or an unknown code, and says what each means', () => {
+    const expected: [number, RegExp][] = [
+      [ExitCode.failedTouched, /failed after the disk started to change.*the disk is incomplete/],
+      [ExitCode.verifyMismatch, /verification found differences/],
+      [ExitCode.interrupted, /interrupted \(exit 130\)/],
+      [ExitCode.internal, /internal error \(exit 1\); whether the disk was changed is not known/],
+      [137, /without a known exit code \(exit 137/],
+      [127, /without a known exit code \(exit 127/],
+    ];
+    const messages = new Set<string>();
+    for (const [status, meaning] of expected) {
+      for (const finish of ['reboot', 'poweroff'] as const) {
+        const { calls, said } = dispatch(finish, status);
+        assert.deepEqual(calls, [`runner ${RUNNER}`, `tail -n 40 ${RUN_LOG}`, 'sync', ...STAYS], `exit ${status}`);
+        assert.equal(said[0], `reimage run exited with ${status}`);
+        assert.match(said[1] ?? '', meaning, `exit ${status}`);
+        assert.ok(said.includes('The machine stays here; it will not reboot.'), `exit ${status}`);
+        // Told apart by words, not only by the number in them.
+        messages.add((said[1] ?? '').replace(/\(exit [0-9]+/, '(exit N'));
+      }
+    }
+    assert.equal(messages.size, 5, 'one message per meaning (127 and 137 share "unknown")');
+  });
+});
 
 describe('initScript', () => {
   const script = initScript({ disk: "/dev/disk with 'quote'", finish: 'poweroff', modules: ['virtio_blk', 'ext4'] });
@@ -17,10 +126,8 @@ describe('initScript', () => {
     assert.ok(script.includes("MODULES='virtio_blk ext4'"));
   });
 
-  it('reboots only when the disk is untouched, and never exits', () => {
-    assert.match(script, /\n {2}2\|3\)\n {4}reboot_untouched/);
-    assert.match(script, /\n {2}\*\)\n {4}halt_touched/);
-    assert.match(script, /halt_touched\(\) \{[^}]*while :; do sleep 3600; done/);
+  it('runs the plan once the disk is there, and never exits', () => {
+    assert.match(script, /\nsay "disk \$DISK is here; running the plan \$PLAN"\nrun_plan\n$/);
     assert.doesNotMatch(script, /^\s*exit\b/m);
   });
 

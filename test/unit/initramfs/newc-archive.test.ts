@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { archivePathForHost } from '../../../src/initramfs/build-initramfs.ts';
+import { archivePathForHost } from '../../../src/initramfs/merged-usr.ts';
 import { type ArchiveEntry, listNewcArchive, newcStream } from '../../../src/initramfs/newc-archive.ts';
 
 async function archiveBytes(entries: ArchiveEntry[]): Promise<Buffer> {

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import { exactDoubleSeconds } from '../../../src/retain/file-times.ts';
 import { modeText } from '../../../src/retain/inspect-bundle.ts';
 import type { ManifestEntry } from '../../../src/retain/manifest.ts';
@@ -111,22 +114,47 @@ describe('manifest', () => {
 });
 
 describe('exactDoubleSeconds', () => {
+  // The oracle is the kernel, not the function's own arithmetic: Node's utimes sets the time of
+  // a real file and lstat reads back what was stored, to the nanosecond.
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'reimage-times-'));
+  });
+  after(() => {
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
+  const storedNs = (seconds: number): bigint => {
+    const path = join(dir, 'f');
+    writeFileSync(path, '');
+    utimesSync(path, seconds, seconds);
+    return statSync(path, { bigint: true }).mtimeNs;
+  };
+
   const cases: Array<[bigint, boolean]> = [
     [1_700_000_000_000_000_000n, true],
     [1_500_000_000_500_000_000n, true],
+    [1_700_000_000_125_000_000n, true],
+    [1_600_000_000_000_000_001n, false],
+    // The nearest double's fraction is 4094123.99… ns: libuv truncates it to …123.
+    [1_700_000_000_004_094_124n, false],
     [1_700_000_000_123_456_789n, false],
-    [-1n, false],
   ];
   for (const [timeNs, exact] of cases) {
     it(`${timeNs} ns ${exact ? 'is' : 'is not'} exact through Node's utimes`, () => {
       const seconds = exactDoubleSeconds(timeNs);
       assert.equal(seconds !== undefined, exact);
       if (seconds !== undefined) {
-        const whole = Math.trunc(seconds);
-        assert.equal(BigInt(whole) * 1_000_000_000n + BigInt(Math.trunc((seconds - whole) * 1e9)), timeNs);
+        assert.equal(storedNs(seconds), timeNs, 'the seconds it gives store exactly that time');
+      } else {
+        // Refused rightly: the nearest double does not store that time.
+        assert.notEqual(storedNs(Number(timeNs) / 1e9), timeNs);
       }
     });
   }
+
+  it('refuses a time before the epoch', () => {
+    assert.equal(exactDoubleSeconds(-1n), undefined);
+  });
 });
 
 describe('modeText', () => {
