@@ -1,4 +1,5 @@
 import { ERROR_CODES, type ErrorCode } from './error-codes.ts';
+import { escapeControls } from './quote-input.ts';
 
 /**
  * The one error type of reimage. Callers branch on `code`, never on message text.
@@ -97,7 +98,9 @@ export function formatEvidence(evidence: Evidence): string[] {
   for (const [key, value] of Object.entries(evidence)) {
     if (value === undefined) continue;
     const text = Array.isArray(value) ? value.join(', ') : String(value);
-    lines.push(`${key}: ${text}`);
+    // Evidence often quotes untrusted input (a path from a bundle, a field from a plan): no
+    // control characters reach the operator's terminal or the log, and one line stays one line.
+    lines.push(`${key}: ${escapeControls(text).replaceAll('\n', '\\n')}`);
   }
   return lines;
 }

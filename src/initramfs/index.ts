@@ -10,6 +10,7 @@ export { loadModuleIndex, type ModuleIndex, moduleClosure, resolveModuleClosure 
 export {
   type ArchiveCompression,
   type ArchiveEntry,
+  listInitramfsFile,
   listNewcArchive,
   type NewcMember,
   newcStream,

@@ -1,6 +1,7 @@
 import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
+import { quoteInput } from '../core/quote-input.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import type { BundleManifest, ManifestEntry } from './manifest.ts';
 import { archiveName, MANIFEST_MEMBER_NAME, parseManifest, TYPE_FLAGS, xattrDigest } from './manifest.ts';
@@ -26,7 +27,7 @@ const HASH_CHUNK_BYTES = 1024 * 1024;
 function mismatch(path: string, field: string, expected: string | number, actual: string | number): ReimageError {
   return new ReimageError(
     'REIMAGE_RETAIN_BUNDLE_MISMATCH',
-    `The bundle member for ${path} does not match its manifest entry (${field}). The bundle is damaged or was tampered with; nothing was restored. Capture it again.`,
+    `The bundle member for ${quoteInput(path)} does not match its manifest entry (${field}). The bundle is damaged or was tampered with; nothing was restored. Capture it again.`,
     { evidence: { path, field, expected, actual } },
   );
 }
@@ -74,7 +75,7 @@ export function checkManifestPaths(entries: readonly ManifestEntry[]): void {
       if (ancestorType !== undefined && ancestorType !== 'directory') {
         throw new ReimageError(
           'REIMAGE_RETAIN_UNSAFE_PATH',
-          `The bundle puts ${entry.path} below ${ancestor}, which it restores as a ${ancestorType}: writing it would go through that entry. The bundle is hostile or damaged; nothing was restored.`,
+          `The bundle puts ${quoteInput(entry.path)} below ${quoteInput(ancestor)}, which it restores as a ${ancestorType}: writing it would go through that entry. The bundle is hostile or damaged; nothing was restored.`,
           { evidence: { path: entry.path, field: 'path', expected: 'directory ancestor', actual: ancestorType } },
         );
       }
@@ -171,7 +172,7 @@ export async function checkBundle(
       );
       throw new ReimageError(
         'REIMAGE_RETAIN_BUNDLE_MISMATCH',
-        `The bundle has ${members.length} members but its manifest lists ${manifest.entries.length} entries${first === undefined ? '' : ` (first difference at ${JSON.stringify(first.name)})`}. The bundle is damaged or was tampered with; nothing was restored.`,
+        `The bundle has ${members.length} members but its manifest lists ${manifest.entries.length} entries${first === undefined ? '' : ` (first difference at ${quoteInput(first.name)})`}. The bundle is damaged or was tampered with; nothing was restored.`,
         {
           evidence: { path: bundlePath, expected: manifest.entries.length, actual: members.length, field: first?.name },
         },
@@ -191,7 +192,7 @@ export async function checkBundle(
         if (actual !== entry.sha256) {
           throw new ReimageError(
             'REIMAGE_RETAIN_DIGEST_MISMATCH',
-            `The content of ${entry.path} in the bundle does not match its SHA-256. The bundle is damaged; nothing was restored. Capture it again.`,
+            `The content of ${quoteInput(entry.path)} in the bundle does not match its SHA-256. The bundle is damaged; nothing was restored. Capture it again.`,
             { evidence: { path: entry.path, field: 'sha256', expected: entry.sha256, actual } },
           );
         }

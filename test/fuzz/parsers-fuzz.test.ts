@@ -25,9 +25,7 @@ const ITERATIONS: Readonly<Record<string, number>> = {
  * Crashes found and not fixed yet because the file belongs to another change; each has a todo
  * regression test in regressions.test.ts. Remove the entry with the fix.
  */
-const KNOWN_UNFIXED: Readonly<Record<string, readonly RegExp[]>> = {
-  'read-bundle': [/^REIMAGE_RETAIN_BUNDLE_MISMATCH message carries raw control characters/],
-};
+const KNOWN_UNFIXED: Readonly<Record<string, readonly RegExp[]>> = {};
 
 /** Each finding with its replay command and a minimized input to paste into a regression test. */
 async function explain(target: FuzzTarget, findings: readonly FuzzFinding[]): Promise<string> {

@@ -1,10 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync, zstdDecompressSync } from 'node:zlib';
-import { ReimageError } from '../../core/reimage-error.ts';
 import { WRITER_TOOLS } from '../../image/index.ts';
-import { buildInitramfs, formatInitramfsSummary, listNewcArchive } from '../../initramfs/index.ts';
+import { buildInitramfs, formatInitramfsSummary, listInitramfsFile } from '../../initramfs/index.ts';
 import { RUNNER_TOOLS } from '../../runner/runtime-tools.ts';
 import { type CommandSpec, type ParsedArguments, usageError } from '../command-line.ts';
 import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
@@ -84,20 +82,7 @@ async function build(context: VerbContext, args: ParsedArguments): Promise<numbe
 }
 
 async function list(context: VerbContext, args: ParsedArguments): Promise<number> {
-  const bytes = await readFile(args.required('FILE'));
-  const magic = bytes.subarray(0, 4).toString('hex');
-  let plain: Buffer;
-  try {
-    plain = magic === '28b52ffd' ? zstdDecompressSync(bytes) : magic.startsWith('1f8b') ? gunzipSync(bytes) : bytes;
-  } catch (e) {
-    // A damaged or truncated file is the operator's input, not a bug: no stack trace.
-    throw new ReimageError(
-      'REIMAGE_INITRAMFS_ARCHIVE_CORRUPT',
-      `${args.required('FILE')} does not decompress (${e instanceof Error ? e.message : String(e)}). Check that it is a whole initramfs.`,
-      { evidence: { path: args.required('FILE') }, cause: e },
-    );
-  }
-  for (const member of listNewcArchive(plain)) {
+  for (const member of listInitramfsFile(await readFile(args.required('FILE')))) {
     context.stdout.write(
       `${member.mode.toString(8).padStart(7, '0')} ${String(member.sizeBytes).padStart(10)} ${member.path}${member.linkTarget === undefined ? '' : ` -> ${member.linkTarget}`}\n`,
     );
