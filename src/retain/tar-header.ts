@@ -1,7 +1,8 @@
 import { quoteInput } from '../core/quote-input.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 
-export const BLOCK_BYTES = 512;
+/** A tar "block": the unit of headers and padding (not a disk sector, not the writer's write block). */
+export const TAR_BLOCK_BYTES = 512;
 
 /** ustar type flags we write or accept. */
 export type TarTypeFlag = '0' | '1' | '2' | '3' | '4' | '5' | '6' | 'x' | 'g';
@@ -51,7 +52,7 @@ export function fitsOctal(value: number, width: 8 | 12): boolean {
 }
 
 export function encodeUstarHeader(header: UstarHeader): Buffer {
-  const block = Buffer.alloc(BLOCK_BYTES);
+  const block = Buffer.alloc(TAR_BLOCK_BYTES);
   encodeUstarHeaderInto(block, 0, header);
   return block;
 }
@@ -74,7 +75,7 @@ export function encodeUstarHeaderInto(target: Buffer, offset: number, header: Us
   writeOctal(target, offset + 329, 8, header.devMajor);
   writeOctal(target, offset + 337, 8, header.devMinor);
   let sum = 0;
-  for (let i = offset; i < offset + BLOCK_BYTES; i += 1) sum += target[i] ?? 0;
+  for (let i = offset; i < offset + TAR_BLOCK_BYTES; i += 1) sum += target[i] ?? 0;
   target.write(`${sum.toString(8).padStart(6, '0')}\0 `, offset + 148, 8, 'ascii');
 }
 
@@ -125,7 +126,7 @@ function readNumber(block: Buffer, offset: number, width: number, blockOffsetByt
   return digits === 0 ? 0 : value;
 }
 
-const ZERO_BLOCK = Buffer.alloc(BLOCK_BYTES);
+const ZERO_BLOCK = Buffer.alloc(TAR_BLOCK_BYTES);
 
 export function isZeroBlock(block: Buffer): boolean {
   return block.equals(ZERO_BLOCK);
@@ -133,10 +134,10 @@ export function isZeroBlock(block: Buffer): boolean {
 
 /** Decodes one header block, checking its checksum. */
 export function decodeUstarHeader(block: Buffer, blockOffsetBytes: number): UstarHeader {
-  if (block.length !== BLOCK_BYTES) throw corrupt('truncated header', blockOffsetBytes);
+  if (block.length !== TAR_BLOCK_BYTES) throw corrupt('truncated header', blockOffsetBytes);
   const stored = readNumber(block, 148, 8, blockOffsetBytes);
   let sum = 0;
-  for (let i = 0; i < BLOCK_BYTES; i += 1) sum += i >= 148 && i < 156 ? 0x20 : (block[i] ?? 0);
+  for (let i = 0; i < TAR_BLOCK_BYTES; i += 1) sum += i >= 148 && i < 156 ? 0x20 : (block[i] ?? 0);
   if (sum !== stored) throw corrupt('header checksum mismatch', blockOffsetBytes);
   const magic = block.toString('ascii', 257, 263);
   if (magic !== 'ustar\0' && magic !== 'ustar ') throw corrupt('not a ustar header', blockOffsetBytes);
@@ -159,5 +160,5 @@ export function decodeUstarHeader(block: Buffer, blockOffsetBytes: number): Usta
 }
 
 export function paddedSize(sizeBytes: number): number {
-  return Math.ceil(sizeBytes / BLOCK_BYTES) * BLOCK_BYTES;
+  return Math.ceil(sizeBytes / TAR_BLOCK_BYTES) * TAR_BLOCK_BYTES;
 }

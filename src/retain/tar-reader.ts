@@ -1,7 +1,7 @@
 import { quoteInput } from '../core/quote-input.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import { decodePaxRecords } from './pax-records.ts';
-import { BLOCK_BYTES, decodeUstarHeader, isZeroBlock, paddedSize } from './tar-header.ts';
+import { decodeUstarHeader, isZeroBlock, paddedSize, TAR_BLOCK_BYTES } from './tar-header.ts';
 import { parsePaxTime, type TarMemberSpec } from './tar-writer.ts';
 import type { WindowReader } from './window-reader.ts';
 import { createWindowReader } from './window-reader.ts';
@@ -58,14 +58,14 @@ export function* readTarMembers(fd: number, fileSizeBytes: number): Generator<Ta
   let offset = 0;
   let pending: Map<string, Buffer> | undefined;
   for (;;) {
-    if (offset + BLOCK_BYTES > fileSizeBytes) throw corrupt('archive ends without an end marker', offset);
-    const block = readExactly(reader, offset, BLOCK_BYTES);
+    if (offset + TAR_BLOCK_BYTES > fileSizeBytes) throw corrupt('archive ends without an end marker', offset);
+    const block = readExactly(reader, offset, TAR_BLOCK_BYTES);
     if (isZeroBlock(block)) {
       if (pending !== undefined) throw corrupt('pax header without a member', offset);
       return;
     }
     const header = decodeUstarHeader(block, offset);
-    const dataOffsetBytes = offset + BLOCK_BYTES;
+    const dataOffsetBytes = offset + TAR_BLOCK_BYTES;
     if (header.typeFlag === 'x' || header.typeFlag === 'g') {
       if (header.typeFlag === 'g') throw corrupt('global pax headers are not used in retention bundles', offset);
       if (pending !== undefined) throw corrupt('two pax headers in a row', offset);

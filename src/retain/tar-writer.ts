@@ -1,5 +1,5 @@
 import { encodePaxRecords } from './pax-records.ts';
-import { BLOCK_BYTES, encodeUstarHeaderInto, fitsOctal, fitsUstarField, paddedSize } from './tar-header.ts';
+import { encodeUstarHeaderInto, fitsOctal, fitsUstarField, paddedSize, TAR_BLOCK_BYTES } from './tar-header.ts';
 
 /** One member as the writer needs it; names are archive names (no leading '/', dirs end in '/'). */
 export interface TarMemberSpec {
@@ -71,7 +71,7 @@ export function prepareMemberHeader(spec: TarMemberSpec): MemberHeader {
   const paxBlocksBytes = paddedSize(pax.length);
   return {
     // The pax header block, the pax records (padded to a block), the ustar header block.
-    sizeBytes: BLOCK_BYTES + paxBlocksBytes + BLOCK_BYTES,
+    sizeBytes: TAR_BLOCK_BYTES + paxBlocksBytes + TAR_BLOCK_BYTES,
     writeTo(target, offset) {
       encodeUstarHeaderInto(target, offset, {
         name: `PaxHeaders/${paxBaseName(spec.name)}`.slice(0, 99),
@@ -87,8 +87,8 @@ export function prepareMemberHeader(spec: TarMemberSpec): MemberHeader {
         devMajor: 0,
         devMinor: 0,
       });
-      pax.copy(target, offset + BLOCK_BYTES);
-      encodeUstarHeaderInto(target, offset + BLOCK_BYTES + paxBlocksBytes, {
+      pax.copy(target, offset + TAR_BLOCK_BYTES);
+      encodeUstarHeaderInto(target, offset + TAR_BLOCK_BYTES + paxBlocksBytes, {
         name: spec.name,
         mode: spec.mode,
         uid: spec.uid,
@@ -120,7 +120,7 @@ export function encodeMemberHeader(spec: TarMemberSpec): Buffer {
 }
 
 /** Zeros to share: padding is at most one block less a byte, and the end marker two blocks. */
-const ZEROS = Buffer.alloc(2 * BLOCK_BYTES);
+const ZEROS = Buffer.alloc(2 * TAR_BLOCK_BYTES);
 
 /** A view of shared zeros: the caller must not write into it. */
 export function memberPadding(sizeBytes: number): Buffer {
@@ -129,5 +129,5 @@ export function memberPadding(sizeBytes: number): Buffer {
 
 /** Two zero blocks end a tar archive. */
 export function endOfArchive(): Buffer {
-  return Buffer.alloc(2 * BLOCK_BYTES);
+  return Buffer.alloc(2 * TAR_BLOCK_BYTES);
 }

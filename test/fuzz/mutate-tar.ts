@@ -1,5 +1,5 @@
 import { decodePaxRecords, encodePaxRecords } from '../../src/retain/pax-records.ts';
-import { BLOCK_BYTES, paddedSize } from '../../src/retain/tar-header.ts';
+import { paddedSize, TAR_BLOCK_BYTES } from '../../src/retain/tar-header.ts';
 import type { SeededRandom } from './seeded-random.ts';
 
 interface HeaderField {
@@ -74,7 +74,7 @@ function readOctal(block: Buffer, offset: number, width: number): number {
 /** Recomputes a header's checksum, so a mutated field reaches the parser instead of the checksum check. */
 export function fixChecksum(archive: Buffer, headerOffset: number): void {
   let sum = 0;
-  for (let i = 0; i < BLOCK_BYTES; i += 1) {
+  for (let i = 0; i < TAR_BLOCK_BYTES; i += 1) {
     sum += i >= 148 && i < 156 ? 0x20 : (archive[headerOffset + i] ?? 0);
   }
   archive.write(`${sum.toString(8).padStart(6, '0')}\0 `, headerOffset + 148, 8, 'latin1');
@@ -83,7 +83,7 @@ export function fixChecksum(archive: Buffer, headerOffset: number): void {
 /** Offsets of blocks that look like ustar headers. */
 function headerOffsets(archive: Buffer): number[] {
   const offsets: number[] = [];
-  for (let at = 0; at + BLOCK_BYTES <= archive.length; at += BLOCK_BYTES) {
+  for (let at = 0; at + TAR_BLOCK_BYTES <= archive.length; at += TAR_BLOCK_BYTES) {
     if (archive.toString('latin1', at + 257, at + 262) === 'ustar') offsets.push(at);
   }
   return offsets;
@@ -111,7 +111,7 @@ const PAX_VALUES = [
 /** Rewrites one pax header's records (odd values, wrong lengths), then its size field, checksum and padding. */
 function mutatePax(archive: Buffer, headerOffset: number, random: SeededRandom): Buffer {
   const sizeBytes = readOctal(archive, headerOffset + 124, 12);
-  const dataStart = headerOffset + BLOCK_BYTES;
+  const dataStart = headerOffset + TAR_BLOCK_BYTES;
   const dataEnd = Math.min(archive.length, dataStart + sizeBytes);
   let records: Array<[string, Buffer]>;
   try {
@@ -138,7 +138,7 @@ function mutatePax(archive: Buffer, headerOffset: number, random: SeededRandom):
     const lie = random.chance(0.5) ? random.pick(lies) : String(Number(lengthText) + (random.chance(0.5) ? 1 : -1));
     payload = Buffer.concat([Buffer.from(lie, 'latin1'), payload.subarray(space)]);
   }
-  const header = Buffer.from(archive.subarray(headerOffset, headerOffset + BLOCK_BYTES));
+  const header = Buffer.from(archive.subarray(headerOffset, headerOffset + TAR_BLOCK_BYTES));
   const claimed = random.chance(0.85) ? payload.length : payload.length + random.below(2048) - 1024;
   header.write(`${Math.max(0, claimed).toString(8).padStart(11, '0')}\0`, 124, 12, 'latin1');
   fixChecksum(header, 0);
