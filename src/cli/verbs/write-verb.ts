@@ -12,7 +12,12 @@ IMAGE may be raw, gzip, bzip2, xz or zstd; the format is found from its first by
 Without --sha256 the image is written unverified, and reimage says so.
 
 Refuses, with TARGET untouched: TARGET smaller than the image, TARGET or one of its partitions
-mounted, IMAGE unreadable, unknown format, digest mismatch. Exit codes: docs/exit-codes.md.`,
+mounted, IMAGE unreadable, unknown format, digest mismatch. Exit codes: docs/exit-codes.md.
+
+The first sector (boot code and partition table) is written last, in one write, after everything
+else is on the disk and flushed: a write that stops half-way (Ctrl-C, a crash, a power cut)
+leaves the old first sector in place. A damaged xz or zstd stream that records its size is only
+found while writing (exit 4, first sector still old); --sha256 refuses it before any change.`,
   positionals: [
     { name: 'IMAGE', help: 'the image file', mustExist: 'file' },
     { name: 'TARGET', help: 'the disk (block device) or disk image file to write onto', mustExist: 'file' },
