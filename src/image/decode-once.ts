@@ -19,7 +19,7 @@ import { zstdChunks } from './zstd-chunks.ts';
  * zstd level of the copy: measured on the bench's 2 GiB image (docs/adr/0206), -3 costs no more
  * wall time than -1 (lbzip2, not zstd, is the bottleneck) and keeps the copy near the .bz2's size.
  */
-const COPY_LEVEL = 3;
+const COPY_LEVEL = 5;
 /** The copy is kept in slabs of this size: pipe reads come in 64 KiB pieces, each with its own allocation. */
 const COPY_SLAB_BYTES = 1024 * 1024;
 const READ_CHUNK_BYTES = 1024 * 1024;

@@ -50,7 +50,9 @@ export async function streamImage(s: {
 }): Promise<StreamResult> {
   const inputHash = createHash('sha256');
   const imageHash = s.verify && s.blockMap === undefined ? createHash('sha256') : undefined;
-  let bytesIn = 0;
+  const frames = s.decodedOnce?.copy;
+  // Written from the copy, the file was read (and hashed) before: count it as read.
+  let bytesIn = frames === undefined ? 0 : (s.decodedOnce?.bytesIn ?? 0);
   const sink = new BlockSink({
     target: s.target,
     handle: s.opened.handle,
@@ -81,7 +83,6 @@ export async function streamImage(s: {
     inputHash.update(chunk);
     bytesIn += chunk.length;
   };
-  const frames = s.decodedOnce?.copy;
   let imageSizeBytes: number;
   try {
     const signalOption = s.signal === undefined ? {} : { signal: s.signal };
@@ -105,7 +106,7 @@ export async function streamImage(s: {
     s.blockMap !== undefined ? sink.rangeDigests : imageHash !== undefined ? [imageHash.digest('hex')] : [];
   const fromCopy = frames !== undefined ? s.decodedOnce : undefined;
   return {
-    bytesIn: fromCopy?.bytesIn ?? bytesIn,
+    bytesIn,
     imageSha256: fromCopy?.inputSha256 ?? inputHash.digest('hex'),
     imageSizeBytes,
     counters: sink.counters,
