@@ -15,11 +15,6 @@ import type { ImageFormat } from './image-format.ts';
 import { imageUnreadable } from './image-format.ts';
 import { zstdChunks } from './zstd-chunks.ts';
 
-/**
- * zstd level of the copy: measured on the bench's 2 GiB image (docs/adr/0206), -3 costs no more
- * wall time than -1 (lbzip2, not zstd, is the bottleneck) and keeps the copy near the .bz2's size.
- */
-const COPY_LEVEL = 5;
 /** The copy is kept in slabs of this size: pipe reads come in 64 KiB pieces, each with its own allocation. */
 const COPY_SLAB_BYTES = 1024 * 1024;
 const READ_CHUNK_BYTES = 1024 * 1024;
@@ -138,7 +133,7 @@ export async function decodeOnce(o: {
   o.signal?.throwIfAborted();
   const totalBytes = (await stat(o.imagePath)).size;
   const decoder = spawn(spec.command, spec.args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const zstd = spawn('zstd', [`-${COPY_LEVEL}`, '-vv', '--no-progress', '-c'], {
+  const zstd = spawn('zstd', [`-${spec.copyLevel}`, '-vv', '--no-progress', '-c'], {
     stdio: [decoder.stdout, 'pipe', 'pipe'],
   });
   // zstd holds the pipe's read end now; Node's copy would only keep it open after zstd exits.
