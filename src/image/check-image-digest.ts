@@ -15,20 +15,35 @@ export async function checkImageDigest(
   sha256: string | undefined,
   o: { log: Logger; onProgress: OnProgress; signal: AbortSignal | undefined },
 ): Promise<string | undefined> {
-  if (sha256 === undefined) {
+  const expected = parseExpectedSha256(sha256);
+  if (expected === undefined) {
     o.log.warn('the image was not verified: no --sha256 given');
     return undefined;
   }
+  const actual = await sha256File(imagePath, {
+    onProgress: o.onProgress,
+    ...(o.signal === undefined ? {} : { signal: o.signal }),
+  });
+  return compareImageDigest(imagePath, expected, actual, o.log);
+}
+
+/** The expected digest, lowercase; REIMAGE_IMAGE_DIGEST_INVALID when it is not one. */
+export function parseExpectedSha256(sha256: string | undefined): string | undefined {
+  if (sha256 === undefined) return undefined;
   const expected = sha256.trim().toLowerCase();
   if (!SHA256_HEX.test(expected)) {
     throw new ReimageError('REIMAGE_IMAGE_DIGEST_INVALID', `"${sha256}" is not a SHA-256 digest (64 hex digits).`, {
       evidence: { field: 'sha256', actual: sha256 },
     });
   }
-  const actual = await sha256File(imagePath, {
-    onProgress: o.onProgress,
-    ...(o.signal === undefined ? {} : { signal: o.signal }),
-  });
+  return expected;
+}
+
+/**
+ * Compares the digest of the whole image file, taken elsewhere (decodeOnce hashes what it
+ * decodes), with the expected one: REIMAGE_IMAGE_DIGEST_MISMATCH, or the digest checked.
+ */
+export function compareImageDigest(imagePath: string, expected: string, actual: string, log: Logger): string {
   if (actual !== expected) {
     throw new ReimageError(
       'REIMAGE_IMAGE_DIGEST_MISMATCH',
@@ -36,7 +51,7 @@ export async function checkImageDigest(
       { evidence: { path: imagePath, expected, actual } },
     );
   }
-  o.log.info(`image verified: sha256 ${actual}`);
+  log.info(`image verified: sha256 ${actual}`);
   return expected;
 }
 

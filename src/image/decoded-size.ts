@@ -17,7 +17,7 @@ export interface KnownSize {
   readonly maxBytes: number;
   readonly exact: boolean;
   /** Where it came from, for the error that says it was wrong. */
-  readonly source: 'block map' | 'caller' | 'container' | 'lbzip2 -t' | 'counting pass';
+  readonly source: 'block map' | 'caller' | 'container' | 'lbzip2 -t' | 'counting pass' | 'decoded once';
 }
 
 /**

@@ -25,10 +25,32 @@ const DECODERS: Readonly<Record<ImageFormat, DecoderSpec>> = {
   xz: { kind: 'tool', command: 'xz', args: ['-d', '-c', '-T2'] },
 };
 
-/** The system binaries the decoders may spawn: the initramfs builder copies exactly these. */
-export const DECODER_TOOLS: readonly string[] = Object.values(DECODERS).flatMap((spec) =>
-  spec.kind === 'tool' ? [spec.command] : [],
-);
+/**
+ * The decoders decodeOnce (decode-once.ts) pipes into `zstd` for the formats that record no
+ * decoded size, as separate processes so that their output goes straight into zstd's input,
+ * never through Node (docs/adr/0206): lbzip2 decodes on both cores; pigz decodes gzip with
+ * reading, writing and the CRC on threads of their own. Where one is missing, the writer takes
+ * its older path (slower, same result).
+ */
+export const ONCE_DECODERS: Readonly<
+  Partial<Record<ImageFormat, { command: string; args: readonly string[]; copyLevel: number }>>
+> = {
+  // The copy may not outgrow the compressed image (docs/adr/0206): bzip2 packs tighter than
+  // zstd -3 (52.5 MB against a 52.0 MB .bz2 on the bench's image), -5 does not (50.3 MB).
+  bzip2: { command: 'lbzip2', args: ['-d', '-c', '-n2'], copyLevel: 5 },
+  // gzip packs looser than zstd -3 (62.6 MB .gz, 52.5 MB copy): the cheaper level fits.
+  gzip: { command: 'pigz', args: ['-d', '-c'], copyLevel: 3 },
+};
+
+/**
+ * The system binaries the decoders may spawn: the initramfs builder copies exactly these. zstd
+ * keeps decodeOnce's copy and counts the decoded bytes; pigz is left out on purpose: the builder
+ * refuses a tool the build host lacks, and gzip images decode without it (more slowly).
+ */
+export const DECODER_TOOLS: readonly string[] = [
+  ...Object.values(DECODERS).flatMap((spec) => (spec.kind === 'tool' ? [spec.command] : [])),
+  'zstd',
+];
 
 /** A decoder placed in a pipeline: compressed bytes in, image bytes out. */
 export interface Decoder {

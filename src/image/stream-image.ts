@@ -4,9 +4,11 @@ import { throttleProgress } from '../core/progress.ts';
 import type { OpenedTarget, TargetInfo } from '../disk/index.ts';
 import type { BlockMap } from './block-map.ts';
 import { BlockSink, type SinkCounters } from './block-sink.ts';
+import type { DecodedOnce } from './decode-once.ts';
 import { decodedChunks } from './decoded-chunks.ts';
 import { type KnownSize, sizeAllows, sizeMismatch } from './decoded-size.ts';
 import type { ImageFormat } from './image-format.ts';
+import { zstdChunks } from './zstd-chunks.ts';
 
 export interface StreamResult {
   /** Bytes of the image file read (compressed). */
@@ -40,10 +42,17 @@ export async function streamImage(s: {
   onProgress: OnProgress;
   onTouch: () => void;
   signal: AbortSignal | undefined;
+  /**
+   * The image as decodeOnce left it in memory: written from that copy (the bytes decoded and
+   * hashed before the target changed) instead of decoding the file again.
+   */
+  decodedOnce?: DecodedOnce | undefined;
 }): Promise<StreamResult> {
   const inputHash = createHash('sha256');
   const imageHash = s.verify && s.blockMap === undefined ? createHash('sha256') : undefined;
-  let bytesIn = 0;
+  const frames = s.decodedOnce?.copy;
+  // Written from the copy, the file was read (and hashed) before: count it as read.
+  let bytesIn = frames === undefined ? 0 : (s.decodedOnce?.bytesIn ?? 0);
   const sink = new BlockSink({
     target: s.target,
     handle: s.opened.handle,
@@ -76,10 +85,12 @@ export async function streamImage(s: {
   };
   let imageSizeBytes: number;
   try {
-    for await (const chunk of decodedChunks(s.imagePath, s.format, {
-      onInput,
-      ...(s.signal === undefined ? {} : { signal: s.signal }),
-    })) {
+    const signalOption = s.signal === undefined ? {} : { signal: s.signal };
+    const chunks =
+      frames === undefined
+        ? decodedChunks(s.imagePath, s.format, { onInput, ...signalOption })
+        : zstdChunks(s.imagePath, { frames, ...signalOption });
+    for await (const chunk of chunks) {
       await sink.push(chunk);
       report(false);
     }
@@ -93,9 +104,10 @@ export async function streamImage(s: {
   if (!sizeAllows(s.size, imageSizeBytes, true)) throw sizeMismatch(s.imagePath, s.size, imageSizeBytes, true);
   const expectedDigests =
     s.blockMap !== undefined ? sink.rangeDigests : imageHash !== undefined ? [imageHash.digest('hex')] : [];
+  const fromCopy = frames !== undefined ? s.decodedOnce : undefined;
   return {
     bytesIn,
-    imageSha256: inputHash.digest('hex'),
+    imageSha256: fromCopy?.inputSha256 ?? inputHash.digest('hex'),
     imageSizeBytes,
     counters: sink.counters,
     expectedDigests,

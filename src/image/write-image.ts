@@ -14,9 +14,10 @@ import {
 } from '../disk/index.ts';
 import { loadBlockMap } from './block-map.ts';
 import { SINK_SLAB_BYTES } from './block-sink.ts';
-import { checkImageDigest, refuseChangedImage } from './check-image-digest.ts';
+import { checkImageDigest, compareImageDigest, parseExpectedSha256, refuseChangedImage } from './check-image-digest.ts';
 import { commitFirstSector } from './commit-first-sector.ts';
-import { decodedSize } from './decoded-size.ts';
+import { decodeOnceIfUseful } from './decode-once.ts';
+import { decodedSize, type KnownSize } from './decoded-size.ts';
 import { honestError, type WriteState } from './honest-error.ts';
 import type { ImageFormat } from './image-format.ts';
 import { detectImageFormat } from './image-format.ts';
@@ -36,6 +37,13 @@ export interface WriteImageOptions {
    * for formats that do not record their size (bzip2, gzip); a wrong value fails the write.
    */
   readonly imageSizeBytes?: number;
+  /**
+   * Most bytes the in-memory decoded copy of a bzip2 or gzip image of unknown size may hold
+   * (docs/adr/0206); it is also never more than the compressed image nor a quarter of
+   * MemAvailable. 0: keep no copy and measure the image the older way (for a caller that holds
+   * the image in RAM already, and should pass imageSizeBytes anyway).
+   */
+  readonly decodedCopyMaxBytes?: number;
   readonly log?: Logger;
   readonly signal?: AbortSignal;
   readonly onProgress?: OnProgress;
@@ -128,11 +136,34 @@ async function writeAllButFirstSector(o: WriteImageOptions, state: WriteState): 
   const blockMap = o.bmapPath === undefined ? undefined : await loadBlockMap(o.bmapPath);
   const target = await inspectTarget(o.targetPath);
   await refuseBusyTarget(target);
-  state.step = 'while checking the image digest';
-  const checkedSha256 = await checkImageDigest(o.imagePath, o.sha256, { log, onProgress, signal });
-  state.step = 'while finding the image size';
+  const expectedSha256 = parseExpectedSha256(o.sha256);
   const callerSizeBytes = o.imageSizeBytes;
-  const size = await decodedSize({ ...o, format, blockMap, callerSizeBytes, target, log, onProgress, signal });
+  state.step = 'while decoding the image to measure it';
+  const once = await decodeOnceIfUseful({
+    imagePath: o.imagePath,
+    format,
+    sizeKnown: blockMap !== undefined || callerSizeBytes !== undefined,
+    copyMaxBytes: o.decodedCopyMaxBytes,
+    log,
+    onProgress,
+    signal,
+  });
+  let checkedSha256: string | undefined;
+  if (once === undefined) {
+    state.step = 'while checking the image digest';
+    checkedSha256 = await checkImageDigest(o.imagePath, o.sha256, { log, onProgress, signal });
+  } else if (expectedSha256 === undefined) {
+    log.warn('the image was not verified: no --sha256 given');
+  } else {
+    // Before the decoder's verdict: a wrong file is reported as the wrong file, not as damage.
+    checkedSha256 = compareImageDigest(o.imagePath, expectedSha256, once.inputSha256, log);
+  }
+  if (once?.failure !== undefined) throw once.failure;
+  state.step = 'while finding the image size';
+  const size: KnownSize =
+    once?.sizeBytes !== undefined
+      ? { maxBytes: once.sizeBytes, exact: true, source: 'decoded once' }
+      : await decodedSize({ ...o, format, blockMap, callerSizeBytes, target, log, onProgress, signal });
   checkImageFits(target, size.maxBytes);
 
   state.step = 'while opening the target';
@@ -158,6 +189,7 @@ async function writeAllButFirstSector(o: WriteImageOptions, state: WriteState): 
       onProgress,
       onTouch,
       signal,
+      decodedOnce: once,
     });
     if (verify) {
       state.step = 'while reading back';

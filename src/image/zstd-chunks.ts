@@ -46,18 +46,32 @@ export function reusableZstdAvailable(): boolean {
   return available;
 }
 
+/** Where zstdChunks takes its compressed bytes from. */
+export interface ZstdChunksOptions {
+  readonly signal?: AbortSignal;
+  /** Sees every compressed byte read from the file, in order (for the input digest). */
+  readonly onInput?: (chunk: Buffer) => void;
+  /**
+   * The compressed bytes, already in memory (a decoded-once copy, see decode-once.ts): the file
+   * is not read at all, and `imagePath` only names the image in errors.
+   */
+  readonly frames?: readonly Buffer[];
+}
+
 /**
  * Decodes a zstd file in this thread into ONE reused output buffer, yielding views of it. Node's
  * zstd stream hands out a fresh Buffer per chunk, and allocating, faulting in and collecting 2 GiB
  * of them cost ~4× the decoding itself (docs/adr/0204). Each yielded view is valid only until
  * the consumer asks for the next one: copy what must be kept.
  *
- * `onInput` sees every compressed byte, in order (for the input digest). A damaged or truncated
- * stream throws REIMAGE_IMAGE_CORRUPT, exactly as the stream would (zstd's own end-of-frame check).
+ * The file is read ahead: two input buffers, the next read in flight while the current one
+ * decodes, so this thread never waits for the disk (docs/adr/0206). `onInput` sees every
+ * compressed byte, in order (for the input digest). A damaged or truncated stream throws
+ * REIMAGE_IMAGE_CORRUPT, exactly as the stream would (zstd's own end-of-frame check).
  */
 export async function* zstdChunks(
   imagePath: string,
-  o: { signal?: AbortSignal; onInput?: (chunk: Buffer) => void } = {},
+  o: ZstdChunksOptions = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const engine = createZstdDecompress();
   const internals = engine as unknown as EngineInternals;
@@ -75,28 +89,27 @@ export async function* zstdChunks(
     const message = engineError instanceof Error ? engineError.message : 'the decoder stopped';
     throw corrupt('zstd', imagePath, message, engineError);
   };
-  let file: FileHandle;
+  let source: InputSource;
   try {
-    file = await open(imagePath, 'r');
+    source = o.frames === undefined ? await fileSource(imagePath) : framesSource(o.frames);
   } catch (e) {
     engine.close();
     throw imageUnreadable(imagePath, e);
   }
-  const input = Buffer.allocUnsafe(INPUT_BYTES);
   const output = Buffer.allocUnsafe(OUTPUT_BYTES);
   try {
     for (;;) {
       o.signal?.throwIfAborted();
-      let got: number;
+      let input: Buffer;
       try {
-        ({ bytesRead: got } = await file.read(input, 0, INPUT_BYTES, null));
+        input = await source.next();
       } catch (e) {
         throw imageUnreadable(imagePath, e);
       }
-      const last = got === 0;
-      if (!last) o.onInput?.(input.subarray(0, got));
+      const last = input.length === 0;
+      if (!last) o.onInput?.(input);
       let inOffset = 0;
-      let inLength = got;
+      let inLength = input.length;
       for (;;) {
         step.call(handle, last ? ZSTD_E_END : ZSTD_E_CONTINUE, input, inOffset, inLength, output, 0, OUTPUT_BYTES);
         if (engine.destroyed) await fail();
@@ -117,6 +130,59 @@ export async function* zstdChunks(
     }
   } finally {
     engine.close();
-    await file.close();
+    await source.close();
   }
+}
+
+/** Compressed input, one piece at a time; an empty piece is the end. */
+interface InputSource {
+  /** The next piece; valid until the one after it is asked for. */
+  next(): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/**
+ * The file, read ahead into two alternating buffers: while one is decoded, the next read runs in
+ * the thread pool (measured on the bench's 2 GiB .zst with a block map: docs/adr/0206).
+ */
+async function fileSource(imagePath: string): Promise<InputSource> {
+  const file: FileHandle = await open(imagePath, 'r');
+  const buffers = [Buffer.allocUnsafe(INPUT_BYTES), Buffer.allocUnsafe(INPUT_BYTES)] as const;
+  let positionBytes = 0;
+  let which = 0;
+  const read = (buffer: Buffer): Promise<Buffer> => {
+    const at = positionBytes;
+    return file.read(buffer, 0, INPUT_BYTES, at).then(({ bytesRead }) => {
+      positionBytes = at + bytesRead;
+      return buffer.subarray(0, bytesRead);
+    });
+  };
+  let pending: Promise<Buffer> | undefined = read(buffers[0]);
+  // Awaited in next(); until then a failed read must not count as unhandled.
+  pending.catch(() => {});
+  return {
+    async next(): Promise<Buffer> {
+      if (pending === undefined) return Buffer.alloc(0);
+      const piece = await pending;
+      which ^= 1;
+      // The other buffer was handed out one call ago, so it is free now: read into it.
+      pending = piece.length === 0 ? undefined : read(buffers[which] ?? buffers[0]);
+      pending?.catch(() => {});
+      return piece;
+    },
+    async close(): Promise<void> {
+      await pending?.catch(() => {});
+      await file.close();
+    },
+  };
+}
+
+function framesSource(frames: readonly Buffer[]): InputSource {
+  let index = 0;
+  return {
+    async next(): Promise<Buffer> {
+      return frames[index++] ?? Buffer.alloc(0);
+    },
+    async close(): Promise<void> {},
+  };
 }
