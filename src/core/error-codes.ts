@@ -119,6 +119,11 @@ export const ERROR_CODES = {
     retryable: false,
     meaning: 'the target or one of its partitions is mounted or in use',
   },
+  REIMAGE_TARGET_CHANGED: {
+    exitClass: 'failedTouched',
+    retryable: false,
+    meaning: 'the target path names another disk or file than the one the image was written to',
+  },
   REIMAGE_TARGET_WRITE_FAILED: {
     exitClass: 'failedTouched',
     retryable: true,

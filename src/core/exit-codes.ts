@@ -17,7 +17,7 @@ export const ExitCode = {
   refusedUntouched: 3,
   /** Failed after the target may have started to change: it is incomplete or unknown. */
   failedTouched: 4,
-  /** Finished, but verification found differences. */
+  /** Verification found differences: the image read back wrong, or the restored state differs (the message says which). */
   verifyMismatch: 5,
   /** Stopped by a signal (Ctrl-C, SIGTERM); the message says whether the target changed. */
   interrupted: 130,

@@ -6,7 +6,7 @@ import type { Logger } from '../core/logger.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
 import { refreshPartitions } from './partitions.ts';
-import { FILE_LOGICAL_BLOCK_BYTES, SYSFS_SECTOR_BYTES } from './sector-bytes.ts';
+import { FILE_DIRECT_IO_ALIGNMENT_BYTES, FILE_LOGICAL_BLOCK_BYTES, SYSFS_SECTOR_BYTES } from './sector-bytes.ts';
 
 /** What we need to know about a write target before touching it. */
 export interface TargetInfo {
@@ -16,10 +16,18 @@ export interface TargetInfo {
   readonly realPath: string;
   readonly kind: 'block-device' | 'file';
   readonly sizeBytes: number;
-  /** Smallest unit the device writes; O_DIRECT lengths and offsets must be multiples of it. */
+  /** Smallest unit the device writes: LBA 0 is this long (512 for a disk image file). */
   readonly logicalBlockSizeBytes: number;
+  /** O_DIRECT offsets and lengths must be multiples of this (a file: the page, see sector-bytes.ts). */
+  readonly directIoAlignmentBytes: number;
   /** "major:minor" of a block device, as /proc/self/mountinfo and sysfs name it. */
   readonly deviceNumber: string | undefined;
+  /**
+   * What makes this target this one and no other: the device number of a block device, the
+   * filesystem's device and inode of a file. A later step that opens the path again (the
+   * first-sector commit) checks it, so a path re-pointed meanwhile is never written.
+   */
+  readonly identity: string;
 }
 
 function targetError(code: ErrorCode, message: string, path: string, cause?: unknown): ReimageError {
@@ -73,13 +81,16 @@ export async function inspectTarget(path: string): Promise<TargetInfo> {
     const lbs =
       (await sysfsText(`/sys/dev/block/${deviceNumber}/queue/logical_block_size`)) ??
       (await sysfsText(`/sys/dev/block/${deviceNumber}/../queue/logical_block_size`));
+    const logicalBlockSizeBytes = lbs !== undefined && /^\d+$/.test(lbs) ? Number(lbs) : SYSFS_SECTOR_BYTES;
     return {
       path,
       realPath,
       kind: 'block-device',
       sizeBytes,
-      logicalBlockSizeBytes: lbs !== undefined && /^\d+$/.test(lbs) ? Number(lbs) : SYSFS_SECTOR_BYTES,
+      logicalBlockSizeBytes,
+      directIoAlignmentBytes: logicalBlockSizeBytes,
       deviceNumber,
+      identity: `block ${deviceNumber}`,
     };
   }
   if (stats.isFile()) {
@@ -89,7 +100,9 @@ export async function inspectTarget(path: string): Promise<TargetInfo> {
       kind: 'file',
       sizeBytes: stats.size,
       logicalBlockSizeBytes: FILE_LOGICAL_BLOCK_BYTES,
+      directIoAlignmentBytes: FILE_DIRECT_IO_ALIGNMENT_BYTES,
       deviceNumber: undefined,
+      identity: `file ${stats.dev}:${stats.ino}`,
     };
   }
   throw targetError(

@@ -43,7 +43,7 @@ export async function openTarget(target: TargetInfo, slabBytes: number): Promise
     // tmpfs and some other filesystems refuse O_DIRECT: the page cache path it is.
   }
   if (directHandle !== undefined) {
-    const offset = await findAlignedOffset(directHandle, raw, target.logicalBlockSizeBytes, aligned !== undefined);
+    const offset = await findAlignedOffset(directHandle, raw, target.directIoAlignmentBytes, aligned !== undefined);
     if (offset !== undefined)
       return { handle: directHandle, bufferedHandle, direct: true, slab: raw.subarray(offset, offset + slabBytes) };
     await directHandle.close();

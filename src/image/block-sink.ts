@@ -428,10 +428,10 @@ export class BlockSink {
     }
     if (data.length === 0) return;
     this.#markTouched();
-    const sectorBytes = this.#o.target.logicalBlockSizeBytes;
+    const alignBytes = this.#o.target.directIoAlignmentBytes;
     let directBytes = 0;
-    if (this.#o.direct && positionBytes % sectorBytes === 0) {
-      directBytes = data.length - (data.length % sectorBytes);
+    if (this.#o.direct && positionBytes % alignBytes === 0) {
+      directBytes = data.length - (data.length % alignBytes);
       await writeAt(this.#o.handle, data.subarray(0, directBytes), positionBytes);
     }
     if (directBytes < data.length) {

@@ -9,6 +9,7 @@ import {
   readAt,
   rereadPartitionTable,
   syncTarget,
+  type TargetInfo,
   writeAt,
 } from '../disk/index.ts';
 import { writeAborted } from './write-aborted.ts';
@@ -20,18 +21,49 @@ import { writeAborted } from './write-aborted.ts';
  * old one, so a write stopped anywhere before presents no new table over half an image
  * (docs/adr/0205). writeImage calls it; the power-loss commit calls it on its own, later.
  *
- * `firstSector` is what writeImageHoldingFirstSector held back: one logical block of the target
- * (fewer bytes only on a target smaller than that). Every error is `targetTouched`: the rest of
- * the image is on the target already.
+ * `writtenTarget` and `firstSector` are what writeImageHoldingFirstSector returned: the target the
+ * rest of the image went to (its identity is checked again before the write, so a path re-pointed
+ * meanwhile is refused), and one logical block of it (fewer bytes only on a target smaller than
+ * that). Every error is `targetTouched`: the rest of the image is on the target already.
  */
 export async function commitFirstSector(
-  targetPath: string,
+  writtenTarget: TargetInfo,
   firstSector: Buffer,
   o: { log?: Logger; signal?: AbortSignal } = {},
 ): Promise<void> {
-  const log = o.log ?? silentLogger;
-  if (o.signal?.aborted === true) throw writeAborted(true, 'before its first sector was written');
-  const target = await inspectTarget(targetPath);
+  try {
+    await commit(writtenTarget, firstSector, o.log ?? silentLogger, o.signal);
+  } catch (e) {
+    // The rest of the image is on the target already: whatever went wrong, it is touched.
+    if (e instanceof ReimageError) throw e.withTargetTouched();
+    throw new ReimageError(
+      'REIMAGE_TARGET_WRITE_FAILED',
+      `Writing the first sector of ${writtenTarget.path} failed (${isSystemError(e) ? e.code : e instanceof Error ? e.message : String(e)}). The rest of the image is written; its first sector is still the old one.`,
+      { evidence: { path: writtenTarget.path, offsetBytes: 0 }, cause: e, targetTouched: true },
+    );
+  }
+}
+
+async function commit(
+  writtenTarget: TargetInfo,
+  firstSector: Buffer,
+  log: Logger,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (signal?.aborted === true) throw writeAborted(true, 'before its first sector was written');
+  // The path is opened again (the write's descriptors are closed and flushed): it must still name
+  // the very target the rest of the image went to, or LBA 0 would land on another disk.
+  const target = await inspectTarget(writtenTarget.realPath);
+  if (target.identity !== writtenTarget.identity || target.sizeBytes !== writtenTarget.sizeBytes) {
+    throw new ReimageError(
+      'REIMAGE_TARGET_CHANGED',
+      `${writtenTarget.path} no longer names the target the image was written to (${writtenTarget.identity}, now ${target.identity}); its first sector was not written. Find the disk again and write the image again.`,
+      {
+        evidence: { path: writtenTarget.path, expected: writtenTarget.identity, actual: target.identity },
+        targetTouched: true,
+      },
+    );
+  }
   const expectedBytes = Math.min(target.logicalBlockSizeBytes, target.sizeBytes);
   if (firstSector.length !== expectedBytes) {
     // A caller's bug (or another target): never write a partial or oversized first sector.
@@ -43,11 +75,11 @@ export async function commitFirstSector(
   try {
     opened = await openTarget(target, Math.max(4096, expectedBytes));
   } catch (e) {
+    // The opener's own words promise an untouched target; here the rest of the image is written.
     if (!(e instanceof ReimageError)) throw e;
-    // The rest of the image is on the target already: say so, whatever the open refused.
     throw new ReimageError(
       e.code,
-      `Cannot open ${target.path} to write its first sector: ${e.message.replace(/; the target was not touched/, '')} The rest of the image is written; its first sector is still the old one.`,
+      `Cannot open ${target.path} to write its first sector (${e.code}). The rest of the image is written; its first sector is still the old one. Free the target and write the image again.`,
       { evidence: e.evidence, cause: e, targetTouched: true },
     );
   }
@@ -56,7 +88,7 @@ export async function commitFirstSector(
     firstSector.copy(buffer);
     // One logical block in one write: O_DIRECT makes it one request to the device, which cannot
     // tear inside a logical block; the page cache would write back whole pages.
-    const direct = opened.direct && firstSector.length % target.logicalBlockSizeBytes === 0;
+    const direct = opened.direct && firstSector.length % target.directIoAlignmentBytes === 0;
     const handle = direct ? opened.handle : opened.bufferedHandle;
     await writeAt(handle, buffer, 0);
     await syncTarget(opened);
@@ -72,21 +104,8 @@ export async function commitFirstSector(
     }
   } catch (e) {
     await closeTarget(opened).catch(() => {});
-    if (e instanceof ReimageError) throw e.withTargetTouched();
-    throw new ReimageError(
-      'REIMAGE_TARGET_WRITE_FAILED',
-      `Writing the first sector of ${target.path} failed (${isSystemError(e) ? e.code : e instanceof Error ? e.message : String(e)}).`,
-      { evidence: { path: target.path, offsetBytes: 0 }, cause: e, targetTouched: true },
-    );
+    throw e;
   }
-  try {
-    await closeTarget(opened);
-  } catch (e) {
-    throw new ReimageError(
-      'REIMAGE_TARGET_WRITE_FAILED',
-      `Flushing ${target.path} after its first sector failed (${isSystemError(e) ? e.code : String(e)}).`,
-      { evidence: { path: target.path }, cause: e, targetTouched: true },
-    );
-  }
+  await closeTarget(opened);
   await rereadPartitionTable(target, log);
 }

@@ -37,7 +37,7 @@ export async function readBack(o: {
   const totalBytes = ranges.reduce((sum, r) => sum + r.lengthBytes, 0);
   const progress = throttleProgress(o.onProgress);
   const buffer = opened.slab.subarray(0, WRITE_BLOCK_BYTES);
-  const logicalBlockBytes = target.logicalBlockSizeBytes;
+  const alignBytes = target.directIoAlignmentBytes;
   const firstSector = written.firstSector;
   let doneBytes = 0;
   for (const [index, range] of ranges.entries()) {
@@ -46,7 +46,7 @@ export async function readBack(o: {
     for (let at = range.offsetBytes; at < endBytes; at += WRITE_BLOCK_BYTES) {
       o.signal?.throwIfAborted();
       const length = Math.min(WRITE_BLOCK_BYTES, endBytes - at);
-      const aligned = opened.direct && at % logicalBlockBytes === 0 && length % logicalBlockBytes === 0;
+      const aligned = opened.direct && at % alignBytes === 0 && length % alignBytes === 0;
       const got = await readAt(aligned ? opened.handle : opened.bufferedHandle, buffer.subarray(0, length), at);
       if (firstSector !== undefined && at < firstSector.length) {
         firstSector.copy(buffer, 0, at, Math.min(firstSector.length, at + got));

@@ -86,6 +86,8 @@ export interface HeldWrite {
    * nothing for it (a block map that does not map LBA 0), and then nothing is to be written there.
    */
   readonly firstSector: Buffer | undefined;
+  /** The target the rest of the image went to; commitFirstSector checks it is still the same. */
+  readonly target: TargetInfo;
 }
 
 /**
@@ -97,11 +99,11 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteSummary> {
   const held = await writeImageHoldingFirstSector(o);
   const log = o.log ?? silentLogger;
   if (held.firstSector === undefined) {
-    await rereadPartitionTable(await inspectTarget(o.targetPath), log);
+    await rereadPartitionTable(held.target, log);
     return held.summary;
   }
   const commitStartedMs = Date.now();
-  await commitFirstSector(o.targetPath, held.firstSector, {
+  await commitFirstSector(held.target, held.firstSector, {
     log,
     ...(o.signal === undefined ? {} : { signal: o.signal }),
   });
@@ -214,7 +216,7 @@ async function writeAllButFirstSector(o: WriteImageOptions, state: WriteState): 
       directIo: opened.direct,
       targetKind: target.kind,
     };
-    return { summary, firstSector: written.firstSector };
+    return { summary, firstSector: written.firstSector, target };
   } catch (e) {
     await closeTarget(opened).catch(() => {});
     throw e;

@@ -152,7 +152,7 @@ run_plan() {
       stay_for_diagnosis "The run failed after the disk started to change, and its retries are used up (exit $status): the disk is incomplete and the old system is gone."
       ;;
     ${ExitCode.verifyMismatch})
-      stay_for_diagnosis "The new system is written, but verification found differences (exit $status): the retained state is not exactly what was captured."
+      stay_for_diagnosis "Verification found differences (exit $status): the image read back from the disk differs from what was written (its first sector may still be the old one), or the restored state is not exactly what was captured. The log says which."
       ;;
     ${ExitCode.interrupted})
       stay_for_diagnosis "The run was interrupted (exit $status); the log above says whether the disk was changed."

@@ -131,6 +131,9 @@ describe('reimage write killed mid-way keeps the old LBA 0', () => {
       const result = await runAndKill(image, device, backing, point, imageBytes);
       assert.ok(result.killed, `the write ended (exit ${result.exitCode}) before it could be killed: ${result.stderr}`);
       assert.equal(result.exitCode, null, 'killed by the signal');
+      // A buffered write the killed process left dirty in the device's page cache reaches the
+      // backing file only on writeback: flush it, so an early LBA 0 write cannot hide there.
+      spawnSync('blockdev', ['--flushbufs', device]);
       assert.equal(sha256(readRange(backing, 0, SECTOR_BYTES)), sha256(oldFirstSector), 'LBA 0 is the old one');
       // Touched: the image's second MiB is there already, so the kill was mid-write, not before it.
       assert.equal(sha256(readRange(backing, MIB, MIB)), sha256(imageBytes.subarray(MIB, 2 * MIB)));

@@ -7,6 +7,7 @@ import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isReimageError } from '../../../src/core/reimage-error.ts';
+import { inspectTarget } from '../../../src/disk/index.ts';
 import {
   commitFirstSector,
   type WriteImageOptions,
@@ -144,7 +145,7 @@ describe('the first logical block is written last', () => {
           sha256(image.subarray(SECTOR_BYTES, 34 * SECTOR_BYTES)),
         );
       }
-      await commitFirstSector(loop, held.firstSector);
+      await commitFirstSector(held.target, held.firstSector);
       assert.equal(sha256(readRange(loop, 0, SECTOR_BYTES)), sha256(image.subarray(0, SECTOR_BYTES)), 'LBA 0 new');
       if (c.bmap === undefined) assert.equal(sha256(readRange(loop, 0, image.length)), sha256(image));
     });
@@ -171,11 +172,12 @@ describe('the first logical block is written last', () => {
   it('commitFirstSector refuses a block of the wrong size, and a held target, leaving LBA 0 old', async () => {
     assert.ok(loop !== undefined);
     const old = fillRandom(loop, TARGET_BYTES);
-    await assert.rejects(commitFirstSector(loop, Buffer.alloc(4096)), /first logical block/);
+    const target = await inspectTarget(loop);
+    await assert.rejects(commitFirstSector(target, Buffer.alloc(4096)), /first logical block/);
     // Something else holds the device exclusively (as a mount would).
     const held = openSync(loop, constants.O_RDONLY | constants.O_EXCL);
     try {
-      await assert.rejects(commitFirstSector(loop, randomBytes(SECTOR_BYTES)), (e: unknown) => {
+      await assert.rejects(commitFirstSector(target, randomBytes(SECTOR_BYTES)), (e: unknown) => {
         assert.ok(isReimageError(e), String(e));
         assert.equal(e.code, 'REIMAGE_TARGET_BUSY');
         assert.equal(e.targetTouched, true, 'the rest of the image is on it');

@@ -47,6 +47,24 @@ describe('what the CLI prints for a failure', () => {
     ]);
   });
 
+  it('escapes control characters and newlines from untrusted input in the message, cause and evidence', () => {
+    const hostile = '/etc/evil\u001b]0;PWNED\u0007\nreimage: refused; the target is untouched';
+    const text = failure(
+      new ReimageError('REIMAGE_RETAIN_ROOT_CONFLICT', `The root has ${hostile} as a directory.`, {
+        evidence: { path: hostile },
+        cause: new Error(`EEXIST: ${hostile}`),
+      }),
+    );
+    const raw = [...text].filter((c) => {
+      const code = c.charCodeAt(0);
+      return (code < 0x20 && c !== '\n') || (code >= 0x7f && code <= 0x9f);
+    });
+    assert.deepEqual(raw, [], 'no raw control character');
+    const lines = text.split('\n');
+    assert.equal(lines.length, 4, 'a newline in a name forges no line');
+    assert.match(lines[0] ?? '', /evil\\u001b\]0;PWNED\\u0007\\nreimage: refused/);
+  });
+
   it("gives each state from the error's own knowledge, whatever the exit code", () => {
     const changed = new ReimageError('REIMAGE_TARGET_WRITE_FAILED', 'EIO', { targetTouched: true });
     assert.match(failure(changed), /failed; the target was changed\. \(exit 4\)$/);

@@ -42,7 +42,9 @@ describe('checkImageFits (the one "image larger than target" check)', () => {
     kind: 'block-device',
     sizeBytes: 4096,
     logicalBlockSizeBytes: 512,
+    directIoAlignmentBytes: 512,
     deviceNumber: '8:0',
+    identity: 'block 8:0',
   };
 
   it('accepts an image up to the target size', () => {

@@ -90,7 +90,7 @@ describe('/init dispatch (busybox sh, stub commands)', () => {
   it('never reboots nor powers off on 1, 4, 5, 130 or an unknown code, and says what each means', () => {
     const expected: [number, RegExp][] = [
       [ExitCode.failedTouched, /failed after the disk started to change.*the disk is incomplete/],
-      [ExitCode.verifyMismatch, /verification found differences/],
+      [ExitCode.verifyMismatch, /Verification found differences.*read back.*restored state/],
       [ExitCode.interrupted, /interrupted \(exit 130\)/],
       [ExitCode.internal, /internal error \(exit 1\); whether the disk was changed is not known/],
       [137, /without a known exit code \(exit 137/],
