@@ -28,6 +28,10 @@ export async function writeStage(o: {
     // From the plan (reimage image inspect): spares a bzip2 or gzip image the counting pass; a
     // wrong value fails the write.
     ...(plan.image.size === undefined ? {} : { imageSizeBytes: plan.image.size }),
+    // The image is already in RAM here: a decoded copy beside it would break DESIGN's bound (RAM
+    // is the compressed image plus the bundle plus a small constant), so none is kept; a plan
+    // without a size or a map pays extra decodes instead, and plan validate says how to avoid it.
+    decodedCopyMaxBytes: 0,
     // Read-back of the mapped ranges is cheap; without a map it would read the whole disk.
     verify: captured.bmapPath !== undefined,
     log,
