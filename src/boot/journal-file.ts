@@ -182,7 +182,8 @@ export async function createJournal(
 /**
  * Writes `state` into the slot that does not hold the newest trusted state, with its sequence + 1,
  * and resolves only after fdatasync. A cut before that leaves the previous state trusted; after
- * it, the new one. Refuses when no slot is trusted (REIMAGE_JOURNAL_UNTRUSTED): starting over at
+ * it, the new one. One writer at a time per journal: two concurrent calls would pick the same
+ * slot. Refuses when no slot is trusted (REIMAGE_JOURNAL_UNTRUSTED): starting over at
  * sequence 0 would forget where the run was, so that decision belongs to the caller.
  */
 export async function writeJournal(

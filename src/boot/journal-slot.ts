@@ -18,7 +18,7 @@ import { type JournalState, journalStateSchema } from './journal-state.ts';
  * The digest covers the whole slot, padding included: any byte a torn write left behind counts.
  */
 export const JOURNAL_SLOT_SIZE_BYTES = 4096;
-export const JOURNAL_MAGIC = Buffer.from('RIMGJRNL', 'latin1');
+const JOURNAL_MAGIC = Buffer.from('RIMGJRNL', 'latin1');
 export const JOURNAL_FORMAT_VERSION = 1;
 export const JOURNAL_ID_SIZE_BYTES = 16;
 export const JOURNAL_HEADER_SIZE_BYTES = 40;

@@ -133,6 +133,11 @@ describe('journal slot: each kind of damage is named', () => {
     ['payload JSON of the wrong shape', () => withPayload('[1,2,3]'), 'schema-invalid'],
     ['unknown stage', () => withPayload(JSON.stringify({ ...STATE, stage: 'done' })), 'schema-invalid'],
     ['extra key', () => withPayload(JSON.stringify({ ...STATE, extra: 1 })), 'schema-invalid'],
+    [
+      'a __proto__ key',
+      () => withPayload(`{"__proto__":{"stage":"released"},${JSON.stringify(STATE).slice(1)}`),
+      'schema-invalid',
+    ],
     ['failed without a reason', () => withPayload(JSON.stringify({ ...STATE, stage: 'failed' })), 'schema-invalid'],
   ];
   for (const [name, make, rejection] of cases) {
