@@ -328,6 +328,28 @@ export const ERROR_CODES = {
     meaning: 'the run was stopped by a signal (Ctrl-C, SIGTERM)',
   },
 
+  // The armed run's journal (src/boot/).
+  REIMAGE_JOURNAL_UNREADABLE: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: "the journal's bytes could not be read (an I/O error)",
+  },
+  REIMAGE_JOURNAL_WRITE_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: true,
+    meaning: 'writing or flushing a journal slot failed; the previous journal state still holds',
+  },
+  REIMAGE_JOURNAL_UNTRUSTED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "neither journal slot is intact and this arm's (torn, damaged, never written or another arm's)",
+  },
+  REIMAGE_JOURNAL_WRITE_REFUSED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a journal write was refused before it began: bad state, misaligned offset or exhausted sequence',
+  },
+
   // The demo and its fixtures.
   REIMAGE_DEMO_NEEDS_ROOT: {
     exitClass: 'refusedUntouched',
