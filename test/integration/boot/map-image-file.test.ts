@@ -168,7 +168,7 @@ function buildImage(dir: string, name: string, sfdiskScript: string, filesystems
 }
 
 /**
- * Fills a FAT through mtools (this host's kernel has no vfat driver to mount it): a 2 MiB file
+ * Fills a FAT through mtools (this host's kernel has no vfat driver to mount it):
  * the files, then a 2 MiB file written and deleted.
  */
 function fillFat(dir: string, fat: string, files: Map<string, Buffer>): Buffer {
