@@ -4,6 +4,7 @@ import { type DiskMap, mapDisk, type PartitionAllocation } from './disk-map.ts';
 import { readExt4Allocation } from './ext4-allocation.ts';
 import { parsePartitionTable, TABLE_HEAD_BYTES, type TablePartition } from './partition-table.ts';
 import { fatAllocation, parseFatBootSector } from './vfat-allocation.ts';
+import { readXfsAllocation } from './xfs-allocation.ts';
 
 export type FilesystemKind = 'ext' | 'vfat' | 'xfs' | 'unknown';
 
@@ -54,9 +55,13 @@ async function allocationOf(
       };
     }
     case 'xfs':
-      return { kind: 'whole', reason: 'xfs (not read yet: mapped whole)' };
+      return {
+        kind: 'allocated',
+        filesystem: 'xfs',
+        blocks: await readXfsAllocation(imagePath, partition.startBytes, partition.sizeBytes),
+      };
     case 'unknown':
-      return { kind: 'whole', reason: 'no filesystem reimage reads (ext, vfat)' };
+      return { kind: 'whole', reason: 'no filesystem reimage reads (ext, vfat, xfs)' };
   }
 }
 
