@@ -1,5 +1,5 @@
 import { ReimageError } from '../core/reimage-error.ts';
-import type { BlockMap } from '../image/block-map.ts';
+import type { BlockMap } from '../image/index.ts';
 import type { ByteRange } from './byte-range.ts';
 import type { DiskMap } from './disk-map.ts';
 
