@@ -38,6 +38,8 @@ export function mapDisk(
   const wholePartitions: { number: number; reason: string }[] = [];
   const firstStartBytes = Math.min(imageSizeBytes, ...table.partitions.map((partition) => partition.startBytes));
   ranges.push({ offsetBytes: 0, lengthBytes: firstStartBytes });
+  // An odd or hostile table may start a partition at LBA 0 or over the GPT entries: the table stays mapped.
+  ranges.push(table.primaryRange);
   for (const partition of table.partitions) {
     const allocation = allocations.get(partition.number) ?? { kind: 'whole', reason: 'its filesystem was not read' };
     if (allocation.kind === 'whole') {

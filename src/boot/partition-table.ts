@@ -24,6 +24,8 @@ export interface TablePartition {
 export interface PartitionTable {
   readonly kind: 'msdos' | 'gpt';
   readonly partitions: readonly TablePartition[];
+  /** LBA 0 and, for GPT, the primary header and entries: mapped even if a partition claims them. */
+  readonly primaryRange: ByteRange;
   /** GPT only: the backup entries and backup header at the disk's end. */
   readonly backupRange?: ByteRange;
 }
@@ -117,6 +119,7 @@ function parseGpt(head: Uint8Array, imageSizeBytes: number): PartitionTable {
   return {
     kind: 'gpt',
     partitions,
+    primaryRange: { offsetBytes: 0, lengthBytes: entriesAt + entrySectors * TABLE_SECTOR_BYTES },
     backupRange: {
       offsetBytes: backupStartLba * TABLE_SECTOR_BYTES,
       lengthBytes: (entrySectors + 1) * TABLE_SECTOR_BYTES,
@@ -153,5 +156,5 @@ export function parsePartitionTable(head: Uint8Array, imageSizeBytes: number): P
     checkInside(partition, imageSizeBytes);
     partitions.push(partition);
   });
-  return { kind: 'msdos', partitions };
+  return { kind: 'msdos', partitions, primaryRange: { offsetBytes: 0, lengthBytes: TABLE_SECTOR_BYTES } };
 }

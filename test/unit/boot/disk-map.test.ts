@@ -44,7 +44,7 @@ describe('mapDisk', () => {
   }[] = [
     {
       name: 'msdos: the head up to the first partition, allocated blocks offset by the start, nothing past them',
-      table: { kind: 'msdos', partitions: [part(1, 1 * MIB, 8 * MIB)] },
+      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, 1 * MIB, 8 * MIB)] },
       allocations: [[1, allocated(4096, [0, 2], [10, 1])]],
       imageSizeBytes: 16 * MIB,
       expected: [range(0, MIB + 2 * 4096), range(MIB + 10 * 4096, 4096)],
@@ -53,6 +53,7 @@ describe('mapDisk', () => {
       name: 'gpt: the backup entries and header at the end are mapped',
       table: {
         kind: 'gpt',
+        primaryRange: range(0, 34 * 512),
         partitions: [part(1, MIB, 4 * MIB)],
         backupRange: range(16 * MIB - 33 * 512, 33 * 512),
       },
@@ -62,7 +63,7 @@ describe('mapDisk', () => {
     },
     {
       name: 'the first partition is the lowest start, whatever its number (the embedding gap is mapped)',
-      table: { kind: 'msdos', partitions: [part(1, 8 * MIB, MIB), part(2, 2 * MIB, MIB)] },
+      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, 8 * MIB, MIB), part(2, 2 * MIB, MIB)] },
       allocations: [
         [1, allocated(512, [0, 1])],
         [2, allocated(512, [0, 1])],
@@ -72,7 +73,7 @@ describe('mapDisk', () => {
     },
     {
       name: 'an unread filesystem is mapped whole and said so',
-      table: { kind: 'msdos', partitions: [part(1, MIB, MIB), part(2, 4 * MIB, 2 * MIB)] },
+      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, MIB, MIB), part(2, 4 * MIB, 2 * MIB)] },
       allocations: [
         [1, allocated(4096, [0, 1])],
         [2, { kind: 'whole', reason: 'xfs' }],
@@ -83,7 +84,7 @@ describe('mapDisk', () => {
     },
     {
       name: 'a partition with no allocation given is mapped whole',
-      table: { kind: 'msdos', partitions: [part(1, MIB, MIB)] },
+      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, MIB, MIB)] },
       allocations: [],
       imageSizeBytes: 4 * MIB,
       expected: [range(0, 2 * MIB)],
@@ -91,14 +92,14 @@ describe('mapDisk', () => {
     },
     {
       name: 'a filesystem claiming blocks past its partition is clipped to the partition',
-      table: { kind: 'msdos', partitions: [part(1, MIB, MIB)] },
+      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, MIB, MIB)] },
       allocations: [[1, allocated(4096, [255, 10])]],
       imageSizeBytes: 4 * MIB,
       expected: [range(0, MIB), range(2 * MIB - 4096, 4096)],
     },
     {
       name: 'adjacent runs from two partitions merge',
-      table: { kind: 'msdos', partitions: [part(1, MIB, MIB), part(2, 2 * MIB, MIB)] },
+      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, MIB, MIB), part(2, 2 * MIB, MIB)] },
       allocations: [
         [1, allocated(4096, [255, 1])],
         [2, allocated(4096, [0, 1])],
@@ -107,8 +108,22 @@ describe('mapDisk', () => {
       expected: [range(0, MIB), range(2 * MIB - 4096, 2 * 4096)],
     },
     {
+      name: 'a partition claiming LBA 0 does not unmap it',
+      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, 0, MIB)] },
+      allocations: [[1, allocated(4096, [10, 1])]],
+      imageSizeBytes: 4 * MIB,
+      expected: [range(0, 512), range(10 * 4096, 4096)],
+    },
+    {
+      name: 'a GPT partition over the primary entries does not unmap them',
+      table: { kind: 'gpt', primaryRange: range(0, 34 * 512), partitions: [part(1, 1024, MIB)] },
+      allocations: [[1, allocated(4096, [100, 1])]],
+      imageSizeBytes: 4 * MIB,
+      expected: [range(0, 34 * 512), range(1024 + 100 * 4096, 4096)],
+    },
+    {
       name: 'no partitions: the whole image is the head',
-      table: { kind: 'msdos', partitions: [] },
+      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [] },
       allocations: [],
       imageSizeBytes: 4 * MIB,
       expected: [range(0, 4 * MIB)],

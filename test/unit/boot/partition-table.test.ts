@@ -74,6 +74,7 @@ describe('parsePartitionTable', () => {
     );
     assert.equal(table.kind, 'msdos');
     assert.equal(table.backupRange, undefined);
+    assert.deepEqual(table.primaryRange, { offsetBytes: 0, lengthBytes: 512 });
     assert.deepEqual(table.partitions, [
       { number: 1, startBytes: MIB, sizeBytes: 2 * MIB, type: '83', extended: false },
       { number: 3, startBytes: 4 * MIB, sizeBytes: MIB, type: '0c', extended: false },
@@ -95,6 +96,7 @@ describe('parsePartitionTable', () => {
       { number: 3, startBytes: 2 * MIB, sizeBytes: 2 * MIB, type: LINUX_GUID, extended: false },
     ]);
     assert.deepEqual(table.backupRange, { offsetBytes: IMAGE_BYTES - 33 * 512, lengthBytes: 33 * 512 });
+    assert.deepEqual(table.primaryRange, { offsetBytes: 0, lengthBytes: 34 * 512 });
   });
 
   const refusals: { name: string; head: () => Buffer; imageSizeBytes?: number; says: RegExp }[] = [
