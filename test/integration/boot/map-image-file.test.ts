@@ -1,5 +1,5 @@
 // The armed write's map of a new image, from its filesystems' allocation: proved on real images
-// (msdos and GPT; ext4 with 1 KiB and 4 KiB blocks, vfat) by writing ONLY the mapped bytes onto a
+// (msdos and GPT; ext4 with 1 KiB and 4 KiB blocks, FAT16, FAT32, xfs) by writing ONLY the mapped bytes onto a
 // target filled with 0xA5 and reading every file back through a mount. A file's block of real
 // zeros is data: a map made from zero runs would leave 0xA5 there.
 import assert from 'node:assert/strict';
