@@ -98,6 +98,24 @@ export const ERROR_CODES = {
     meaning: 'the block map is malformed or does not match its own checksum',
   },
 
+  // The armed write's map of the new image (boot/).
+  REIMAGE_BOOT_IMAGE_TABLE_INVALID: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "the new image's msdos table or GPT cannot be read (no signature, bad CRC, a partition past the end)",
+  },
+  REIMAGE_BOOT_FILESYSTEM_UNREADABLE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning:
+      "a filesystem of the new image cannot be read to map its allocated blocks (ext through dumpe2fs, vfat's FAT)",
+  },
+  REIMAGE_BOOT_BMAP_INCOMPLETE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "the given block map leaves out bytes the new image's filesystems hold",
+  },
+
   // The target disk.
   REIMAGE_TARGET_UNREADABLE: {
     exitClass: 'invalidInput',

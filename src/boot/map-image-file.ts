@@ -1,0 +1,93 @@
+import { open } from 'node:fs/promises';
+import { ReimageError } from '../core/reimage-error.ts';
+import { type DiskMap, mapDisk, type PartitionAllocation } from './disk-map.ts';
+import { readExt4Allocation } from './ext4-allocation.ts';
+import { parsePartitionTable, TABLE_HEAD_BYTES, type TablePartition } from './partition-table.ts';
+import { fatAllocation, parseFatBootSector } from './vfat-allocation.ts';
+import { readXfsAllocation } from './xfs-allocation.ts';
+
+export type FilesystemKind = 'ext' | 'vfat' | 'xfs' | 'unknown';
+
+const EXT_MAGIC_AT = 1024 + 56;
+
+/** Which filesystem a partition's first 2 KiB announce, by magic numbers. Pure. */
+export function detectFilesystem(start: Uint8Array): FilesystemKind {
+  if (start[EXT_MAGIC_AT] === 0x53 && start[EXT_MAGIC_AT + 1] === 0xef) return 'ext';
+  const text = (from: number, to: number): string => Buffer.from(start.subarray(from, to)).toString('latin1');
+  if (text(0, 4) === 'XFSB') return 'xfs';
+  if (start[510] === 0x55 && start[511] === 0xaa && (text(54, 57) === 'FAT' || text(82, 87) === 'FAT32')) return 'vfat';
+  return 'unknown';
+}
+
+async function readAt(
+  file: Awaited<ReturnType<typeof open>>,
+  offsetBytes: number,
+  lengthBytes: number,
+): Promise<Buffer> {
+  const buffer = Buffer.alloc(lengthBytes);
+  const { bytesRead } = await file.read(buffer, 0, lengthBytes, offsetBytes);
+  return buffer.subarray(0, bytesRead);
+}
+
+async function allocationOf(
+  imagePath: string,
+  file: Awaited<ReturnType<typeof open>>,
+  partition: TablePartition,
+): Promise<PartitionAllocation> {
+  if (partition.extended)
+    return { kind: 'whole', reason: 'an msdos extended partition (logical partitions are not read)' };
+  const kind = detectFilesystem(await readAt(file, partition.startBytes, 2048));
+  switch (kind) {
+    case 'ext':
+      return {
+        kind: 'allocated',
+        filesystem: 'ext',
+        blocks: await readExt4Allocation(imagePath, partition.startBytes),
+      };
+    case 'vfat': {
+      const geometry = parseFatBootSector(await readAt(file, partition.startBytes, 512), partition.sizeBytes);
+      const fatsAt = partition.startBytes + geometry.reservedSectors * geometry.bytesPerSector;
+      const fatsBytes = geometry.fatCount * geometry.sectorsPerFat * geometry.bytesPerSector;
+      return {
+        kind: 'allocated',
+        filesystem: 'vfat',
+        blocks: fatAllocation(geometry, await readAt(file, fatsAt, fatsBytes)),
+      };
+    }
+    case 'xfs':
+      return {
+        kind: 'allocated',
+        filesystem: 'xfs',
+        blocks: await readXfsAllocation(imagePath, partition.startBytes, partition.sizeBytes),
+      };
+    case 'unknown':
+      return { kind: 'whole', reason: 'no filesystem reimage reads (ext, vfat, xfs)' };
+  }
+}
+
+/**
+ * Maps a raw disk image file from its own partition table and filesystems: the bytes the armed
+ * write must write. Reads only; an unreadable table or filesystem refuses with nothing changed.
+ */
+export async function mapImageFile(imagePath: string): Promise<DiskMap> {
+  let file: Awaited<ReturnType<typeof open>>;
+  try {
+    file = await open(imagePath, 'r');
+  } catch (e) {
+    throw new ReimageError('REIMAGE_IMAGE_UNREADABLE', `Cannot read the image ${imagePath} to map it.`, {
+      evidence: { path: imagePath },
+      cause: e,
+    });
+  }
+  try {
+    const imageSizeBytes = (await file.stat()).size;
+    const table = parsePartitionTable(await readAt(file, 0, TABLE_HEAD_BYTES), imageSizeBytes);
+    const allocations = new Map<number, PartitionAllocation>();
+    for (const partition of table.partitions) {
+      allocations.set(partition.number, await allocationOf(imagePath, file, partition));
+    }
+    return mapDisk(table, allocations, imageSizeBytes);
+  } finally {
+    await file.close();
+  }
+}
