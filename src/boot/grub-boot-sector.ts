@@ -13,8 +13,8 @@ export const BOOT_KERNEL_SECTOR_OFFSET = 0x5c;
 export const MBR_KEEP_FROM_OFFSET = 440;
 /** diskboot.img's first blocklist entry sits at the end of core.img's first sector: start LBA (8 bytes)… */
 export const CORE_BLOCKLIST_START_OFFSET = GRUB_SECTOR_BYTES - 12;
-/** …then the number of sectors that follow (2 bytes), then the load segment (2 bytes). */
-export const CORE_BLOCKLIST_SECTORS_OFFSET = GRUB_SECTOR_BYTES - 8;
+/** …then the number of sectors that follow (2 bytes), then the load segment (2 bytes, 0x820). */
+export const CORE_BLOCKLIST_SECTORS_OFFSET = GRUB_SECTOR_BYTES - 4;
 
 function isBootSignature(sector: Buffer): boolean {
   return sector.readUInt16LE(510) === 0xaa55;
