@@ -1,5 +1,11 @@
 import { ReimageError } from '../core/reimage-error.ts';
-import { formatSectorRanges, grubBlocklist, type SectorRange } from './grub-blocklist.ts';
+import {
+  checkSectorRanges,
+  formatSectorRanges,
+  grubBlocklist,
+  mergeAdjacentRanges,
+  type SectorRange,
+} from './grub-blocklist.ts';
 
 /** How the recovery initramfs recognises its disk: never by a device name alone (issue 9). */
 export type RecoveryDiskIdentity =
@@ -7,7 +13,9 @@ export type RecoveryDiskIdentity =
   | { readonly scheme: 'gpt'; readonly diskGuid: string };
 
 export interface RecoveryConfigInput {
+  /** One contiguous range (adjacent ranges are joined): see kernelBlocklist. */
   readonly kernel: readonly SectorRange[];
+  /** Any number of fragments, in file order. */
   readonly initramfs: readonly SectorRange[];
   /** Where the refuge lies; passed to the initramfs so it never searches the disk. */
   readonly refuge: readonly SectorRange[];
@@ -72,20 +80,51 @@ export function recoveryKernelArguments(input: RecoveryConfigInput): string[] {
     }
   }
   // GRUB adds "BOOT_IMAGE=<blocklist> " in front; count it too.
-  const cmdlineBytes = Buffer.byteLength(
-    `BOOT_IMAGE=${grubBlocklist(input.kernel, { ...deviceOption(input), what: 'kernel' })} ${args.join(' ')}`,
-  );
+  const cmdlineBytes = Buffer.byteLength(`BOOT_IMAGE=${kernelBlocklist(input)} ${args.join(' ')}`);
   if (cmdlineBytes > MAX_KERNEL_CMDLINE_BYTES) {
     throw new ReimageError(
       'REIMAGE_BOOT_CMDLINE_INVALID',
-      `The recovery kernel command line would be ${cmdlineBytes} bytes; Linux keeps only ${MAX_KERNEL_CMDLINE_BYTES}. The refuge or the kernel has too many fragments: defragment or reserve it again.`,
+      `The recovery kernel command line would be ${cmdlineBytes} bytes; Linux keeps only ${MAX_KERNEL_CMDLINE_BYTES}. The refuge has too many fragments: reserve it again in fewer, larger extents.`,
       { evidence: { field: 'cmdline', expected: `≤ ${MAX_KERNEL_CMDLINE_BYTES}`, actual: cmdlineBytes } },
     );
   }
   return args;
 }
 
-function deviceOption(input: RecoveryConfigInput): { device?: string } {
+/**
+ * The kernel's blocklist, refused unless it is one contiguous range. GRUB 2.06's blocklist reader
+ * (kern/fs.c, grub_fs_blocklist_read) miscounts its position after the end of a fragment, so a
+ * read that crosses from one fragment into the next fails ("premature end of file"; seen under
+ * QEMU with Debian's 2.06-13). The Linux loader reads the kernel in one piece, so the kernel must
+ * not be split; the refuge places it inside one extent.
+ */
+export function kernelBlocklist(input: Pick<RecoveryConfigInput, 'kernel' | 'device'>): string {
+  checkSectorRanges(input.kernel, 'kernel');
+  const merged = mergeAdjacentRanges(input.kernel);
+  if (merged.length !== 1) {
+    throw new ReimageError(
+      'REIMAGE_BOOT_RANGES_INVALID',
+      `The kernel lies in ${merged.length} separate ranges; GRUB's blocklist reader cannot read one file across fragments, so the recovery kernel must lie in one contiguous range. Place it inside one extent of the refuge.`,
+      { evidence: { field: 'kernel', expected: '1 range', actual: merged.length } },
+    );
+  }
+  return grubBlocklist(merged, { ...deviceOption(input), what: 'kernel' });
+}
+
+/**
+ * The initramfs as one blocklist *file* per fragment: `initrd` concatenates its files in order
+ * into one buffer, and each fragment is whole sectors (a multiple of GRUB's 4-byte alignment
+ * between files), so the kernel receives the initramfs bytes unchanged, followed by the zero
+ * padding of its last sector. Each file is read within one fragment, away from GRUB's bug above.
+ */
+export function initramfsBlocklists(input: Pick<RecoveryConfigInput, 'initramfs' | 'device'>): string[] {
+  checkSectorRanges(input.initramfs, 'initramfs');
+  return mergeAdjacentRanges(input.initramfs).map((range, index) =>
+    grubBlocklist([range], { ...deviceOption(input), what: `initramfs fragment ${index}` }),
+  );
+}
+
+function deviceOption(input: Pick<RecoveryConfigInput, 'device'>): { device?: string } {
   return input.device === undefined ? {} : { device: input.device };
 }
 
@@ -100,14 +139,13 @@ export const RECOVERY_BOOT_FAILED_LINE = 'reimage: the recovery boot path could 
  */
 export function recoveryGrubConfig(input: RecoveryConfigInput): string {
   const args = recoveryKernelArguments(input);
-  const device = deviceOption(input);
   return [
     'serial --unit=0 --speed=115200',
     'terminal_input serial console',
     'terminal_output serial console',
     "echo 'reimage: recovery boot path'",
-    `linux ${grubBlocklist(input.kernel, { ...device, what: 'kernel' })} ${args.map((arg) => `'${arg}'`).join(' ')}`,
-    `initrd ${grubBlocklist(input.initramfs, { ...device, what: 'initramfs' })}`,
+    `linux ${kernelBlocklist(input)} ${args.map((arg) => `'${arg}'`).join(' ')}`,
+    `initrd ${initramfsBlocklists(input).join(' ')}`,
     'boot',
     // Reached only when a line above failed (GRUB printed why just before).
     `echo '${RECOVERY_BOOT_FAILED_LINE}'`,

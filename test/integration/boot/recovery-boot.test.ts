@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -132,7 +132,7 @@ describe('the recovery boot path boots a kernel and initramfs from sector ranges
   });
 
   for (const diskCase of cases) {
-    it(`on an ${diskCase.name} disk, with the kernel in two fragments out of disk order`, async () => {
+    it(`on an ${diskCase.name} disk: the kernel in one range, the initramfs in three fragments out of disk order`, async () => {
       const diskPath = join(scratch, `${diskCase.name}.img`);
       await writeFile(diskPath, '');
       await runCommand('truncate', ['-s', String(diskBytes), diskPath]);
@@ -140,30 +140,32 @@ describe('the recovery boot path boots a kernel and initramfs from sector ranges
       const tableBefore = (await runCommand('sfdisk', ['--dump', diskPath])).stdout;
       const oldLba0 = await readSectors(diskPath, 0, 1);
 
-      // The kernel's second half lies BEFORE its first half on the disk, with a gap between:
-      // GRUB must read the blocklist entries in order, not merge or sort them.
+      // The kernel in one range (GRUB 2.06 cannot read one file across blocklist fragments; see
+      // kernelBlocklist); the initramfs in three fragments whose disk order is not the file order,
+      // with gaps between them: GRUB must load them as separate files, in order, back to back.
       const kernelBytes = await readFile(kernel.vmlinuzPath);
-      const kernelSectors = sectorsFor(kernelBytes.length);
-      const firstPartSectors = Math.floor(kernelSectors / 2) + 7; // not a round split
-      const secondPart: SectorRange = { startLba: diskCase.payloadLba, sectorCount: kernelSectors - firstPartSectors };
-      const firstPart: SectorRange = {
-        startLba: secondPart.startLba + secondPart.sectorCount + 100,
-        sectorCount: firstPartSectors,
-      };
-      const kernelRanges = [firstPart, secondPart];
-      const initramfsSectors = sectorsFor((await stat(initramfsPath)).size);
-      const initramfsRanges: SectorRange[] = [
-        { startLba: firstPart.startLba + firstPart.sectorCount + 50, sectorCount: initramfsSectors },
+      const kernelRanges: SectorRange[] = [
+        { startLba: diskCase.payloadLba, sectorCount: sectorsFor(kernelBytes.length) },
       ];
+      const initramfsBytes = await readFile(initramfsPath);
+      const initramfsSectors = sectorsFor(initramfsBytes.length);
+      const firstSectors = Math.floor(initramfsSectors / 3) + 5; // not a round split
+      const secondSectors = Math.floor(initramfsSectors / 3) - 3;
+      const thirdSectors = initramfsSectors - firstSectors - secondSectors;
+      const afterKernelLba = diskCase.payloadLba + sectorsFor(kernelBytes.length) + 64;
+      const third: SectorRange = { startLba: afterKernelLba, sectorCount: thirdSectors };
+      const first: SectorRange = { startLba: third.startLba + thirdSectors + 17, sectorCount: firstSectors };
+      const second: SectorRange = { startLba: first.startLba + firstSectors + 9, sectorCount: secondSectors };
+      const initramfsRanges = [first, second, third];
       const refuge: SectorRange[] = [
         { startLba: 90000, sectorCount: 2048 },
         { startLba: 95000, sectorCount: 8 },
       ];
-      const lastUsedLba = (initramfsRanges[0]?.startLba ?? 0) + initramfsSectors;
+      const lastUsedLba = second.startLba + secondSectors;
       assert.ok(lastUsedLba < 90000, `the payload (up to LBA ${lastUsedLba}) stays clear of the refuge and the table`);
 
       await writeIntoRanges(diskPath, kernelBytes, kernelRanges);
-      await writeIntoRanges(diskPath, await readFile(initramfsPath), initramfsRanges);
+      await writeIntoRanges(diskPath, initramfsBytes, initramfsRanges);
       const config = recoveryGrubConfig({
         kernel: kernelRanges,
         initramfs: initramfsRanges,
@@ -176,7 +178,20 @@ describe('the recovery boot path boots a kernel and initramfs from sector ranges
       await writeSectors(diskPath, diskCase.coreLba, core);
       await writeSectors(diskPath, 0, patchBootSector(oldLba0, await readGrubBootImage(), diskCase.coreLba));
 
-      const result = await runVm({ diskPath, memoryMiB: 512, cpuCount: 1, timeoutMs: 180_000 });
+      // GRUB stops at its prompt when loading fails: end the VM at once rather than at the timeout.
+      const failFast = new AbortController();
+      const serial: string[] = [];
+      const result = await runVm({
+        diskPath,
+        memoryMiB: 512,
+        cpuCount: 1,
+        timeoutMs: 180_000,
+        signal: failFast.signal,
+        onSerialLine: (line) => {
+          serial.push(line);
+          if (line.includes('could not start its')) failFast.abort(new Error(`GRUB failed:\n${serial.join('\n')}`));
+        },
+      });
       const lines = result.serialLog.split('\n');
       const expectedDisk =
         diskCase.identity.scheme === 'msdos' ? 'msdos:5eed1e55' : 'gpt:3f2a61c4-7b0e-4d8c-9a55-1e2b3c4d5e6f';

@@ -11,9 +11,12 @@ import { ReimageError } from '../../../src/core/reimage-error.ts';
 const input: RecoveryConfigInput = {
   kernel: [
     { startLba: 4096, sectorCount: 7000 },
-    { startLba: 20000, sectorCount: 3000 },
+    { startLba: 11096, sectorCount: 3000 },
   ],
-  initramfs: [{ startLba: 30000, sectorCount: 2500 }],
+  initramfs: [
+    { startLba: 30000, sectorCount: 2500 },
+    { startLba: 20000, sectorCount: 100 },
+  ],
   refuge: [
     { startLba: 100000, sectorCount: 2048 },
     { startLba: 200000, sectorCount: 16 },
@@ -34,8 +37,8 @@ describe('recoveryGrubConfig', () => {
         'terminal_input serial console',
         'terminal_output serial console',
         "echo 'reimage: recovery boot path'",
-        "linux (hd0)4096+7000,20000+3000 'console=tty0' 'console=ttyS0,115200' 'panic=-1' 'reimage.refuge=100000+2048,200000+16' 'reimage.disk=msdos:001a2b3c'",
-        'initrd (hd0)30000+2500',
+        "linux (hd0)4096+10000 'console=tty0' 'console=ttyS0,115200' 'panic=-1' 'reimage.refuge=100000+2048,200000+16' 'reimage.disk=msdos:001a2b3c'",
+        'initrd (hd0)30000+2500 (hd0)20000+100',
         'boot',
         "echo 'reimage: the recovery boot path could not start its kernel'",
         '',
@@ -81,6 +84,24 @@ describe('recoveryGrubConfig', () => {
   for (const [name, bad] of refused) {
     it(`refuses ${name}`, () => assert.throws(() => recoveryGrubConfig(bad), isCode('REIMAGE_BOOT_CMDLINE_INVALID')));
   }
+
+  it('refuses a kernel in two separate ranges (GRUB 2.06 misreads across fragments)', () => {
+    assert.throws(
+      () =>
+        recoveryGrubConfig({
+          ...input,
+          kernel: [
+            { startLba: 4096, sectorCount: 7000 },
+            { startLba: 20000, sectorCount: 3000 },
+          ],
+        }),
+      isCode('REIMAGE_BOOT_RANGES_INVALID'),
+    );
+  });
+
+  it('refuses an empty initramfs range list', () => {
+    assert.throws(() => recoveryGrubConfig({ ...input, initramfs: [] }), isCode('REIMAGE_BOOT_RANGES_INVALID'));
+  });
 
   it('refuses an empty kernel range list', () => {
     assert.throws(() => recoveryGrubConfig({ ...input, kernel: [] }), isCode('REIMAGE_BOOT_RANGES_INVALID'));
