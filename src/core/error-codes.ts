@@ -368,6 +368,28 @@ export const ERROR_CODES = {
     meaning: 'a journal write was refused before it began: bad state, misaligned offset or exhausted sequence',
   },
 
+  // The recovery boot path (src/boot/).
+  REIMAGE_BOOT_RANGES_INVALID: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'a sector range or LBA for the recovery boot path is empty, negative, not whole or too large',
+  },
+  REIMAGE_BOOT_CMDLINE_INVALID: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'the recovery kernel command line has an argument it cannot carry, a bad disk identity, or is too long',
+  },
+  REIMAGE_BOOT_SECTOR_UNEXPECTED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "the disk's LBA 0 or GRUB's boot.img is not a 512-byte sector ending in 0x55AA",
+  },
+  REIMAGE_BOOT_CORE_UNEXPECTED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "GRUB's core.img does not carry the first-sector blocklist the placement patches",
+  },
+
   // The demo and its fixtures.
   REIMAGE_DEMO_NEEDS_ROOT: {
     exitClass: 'refusedUntouched',
