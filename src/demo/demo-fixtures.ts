@@ -70,6 +70,8 @@ const builderSources = [
   'old-os-identity.ts',
   '../initramfs/newc-archive.ts',
   '../initramfs/module-closure.ts',
+  '../boot/grub-boot-sector.ts',
+  '../boot/recovery-core.ts',
 ];
 
 /** The cache key: the builder's code, the kernel and the busybox it packs. */

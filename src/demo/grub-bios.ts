@@ -1,18 +1,20 @@
 import { cp, mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import {
+  BOOT_KERNEL_SECTOR_OFFSET,
+  GRUB_I386_PC_DIR,
+  GRUB_SECTOR_BYTES,
+  patchBootSector,
+  patchCoreBlocklist,
+  readGrubBootImage,
+} from '../boot/index.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
 
-/** Debian's grub-pc-bin puts the i386-pc images and modules here. */
-export const grubI386PcDir = '/usr/lib/grub/i386-pc';
-
-const sectorBytes = 512;
-/** boot.img's 8-byte LBA of core.img's first sector (GRUB_BOOT_MACHINE_KERNEL_SECTOR). */
-const bootKernelSectorOffset = 0x5c;
-/** diskboot.img's first blocklist entry (start LBA, 8 bytes) sits 12 bytes before the sector end. */
-const coreBlocklistStartOffset = sectorBytes - 12;
-/** Bytes from here to 511 (disk signature, partition table, 0x55AA) stay the disk's own. */
-const mbrKeepFromOffset = 440;
+// The sector layout of boot.img and core.img is the recovery boot path's (src/boot/); the demo
+// only places GRUB at LBA 1 with its own modules and prefix.
+const grubI386PcDir = GRUB_I386_PC_DIR;
+const sectorBytes = GRUB_SECTOR_BYTES;
 
 /** Modules built into core.img, so the disk boots with nothing loaded from the filesystem. */
 const coreModules = [
@@ -81,7 +83,7 @@ export async function installGrubBios(
   imagePath: string,
   options: InstallGrubOptions,
 ): Promise<{ coreSectors: number }> {
-  const bootImage = await readFile(join(grubI386PcDir, 'boot.img'));
+  const bootImage = await readGrubBootImage();
   const corePath = join(options.workDir, 'core.img');
   await runCommand(
     'grub-mkimage',
@@ -113,13 +115,9 @@ export async function installGrubBios(
         { evidence: { path: imagePath, expected: `< ${firstPartitionLba} sectors`, actual: coreSectors + coreLba } },
       );
     }
-    bootImage.copy(mbr, 0, 0, mbrKeepFromOffset);
-    mbr.writeBigUInt64LE(BigInt(coreLba), bootKernelSectorOffset);
-    const padded = Buffer.alloc(coreSectors * sectorBytes);
-    core.copy(padded);
-    padded.writeBigUInt64LE(BigInt(coreLba + 1), coreBlocklistStartOffset);
+    const padded = patchCoreBlocklist(core, coreLba);
     await image.write(padded, 0, padded.length, coreLba * sectorBytes);
-    await image.write(mbr, 0, sectorBytes, 0);
+    await image.write(patchBootSector(mbr, bootImage, coreLba), 0, sectorBytes, 0);
     await image.sync();
   } finally {
     await image.close();
@@ -141,7 +139,7 @@ function firstPartitionStartLba(mbr: Buffer): number {
 
 /** True when sector 0 of a disk image holds GRUB's boot.img (used by tests and checks). */
 export async function hasGrubBootSector(imagePath: string): Promise<boolean> {
-  const bootImage = await readFile(join(grubI386PcDir, 'boot.img'));
+  const bootImage = await readGrubBootImage();
   const { size } = await stat(imagePath);
   if (size < sectorBytes) return false;
   const image = await open(imagePath, 'r');
@@ -149,7 +147,7 @@ export async function hasGrubBootSector(imagePath: string): Promise<boolean> {
     const mbr = Buffer.alloc(sectorBytes);
     await image.read(mbr, 0, sectorBytes, 0);
     // Compare the code before the patched kernel-sector field; the rest is the disk's.
-    return mbr.subarray(0, bootKernelSectorOffset).equals(bootImage.subarray(0, bootKernelSectorOffset));
+    return mbr.subarray(0, BOOT_KERNEL_SECTOR_OFFSET).equals(bootImage.subarray(0, BOOT_KERNEL_SECTOR_OFFSET));
   } finally {
     await image.close();
   }

@@ -1,0 +1,21 @@
+// The recovery boot path and the commit (DESIGN.md's boot/ part). Issue 9's first step: the
+// journal format, the map of the new image's filesystems, and the recovery GRUB core.img; arm,
+// the refuge and the armed run build on these next.
+export type { ByteRange } from './byte-range.ts';
+export { checkBlockMap, findUncovered } from './check-block-map.ts';
+export { type DiskMap, mapDisk } from './disk-map.ts';
+export { grubBlocklist, mergeAdjacentRanges, type SectorRange } from './grub-blocklist.ts';
+export {
+  BOOT_KERNEL_SECTOR_OFFSET,
+  bootSectorCoreLba,
+  GRUB_I386_PC_DIR,
+  GRUB_SECTOR_BYTES,
+  patchBootSector,
+  patchCoreBlocklist,
+} from './grub-boot-sector.ts';
+export { createJournal, readJournal, writeJournal } from './journal-file.ts';
+export { initialJournalState, type JournalEvent, type JournalState, nextState } from './journal-state.ts';
+export { mapImageFile } from './map-image-file.ts';
+export { type PartitionTable, parsePartitionTable } from './partition-table.ts';
+export { recoveryGrubConfig } from './recovery-config.ts';
+export { buildRecoveryCore, readGrubBootImage } from './recovery-core.ts';
