@@ -14,13 +14,13 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { memoryLogger } from '../../../src/core/logger.ts';
-import { isReimageError, type ReimageError } from '../../../src/core/reimage-error.ts';
 import { sha256File, type WriteImageOptions, writeImage } from '../../../src/image/index.ts';
 import {
   attachLoop,
   buildImageSet,
   detachLoop,
   dirtyFile,
+  expectError,
   type ImageSet,
   MIB,
   removeDir,
@@ -28,17 +28,6 @@ import {
   run,
   sha256,
 } from './image-fixture.ts';
-
-async function expectError(work: Promise<unknown>, code: string): Promise<ReimageError> {
-  try {
-    await work;
-  } catch (e) {
-    assert.ok(isReimageError(e), `expected a ReimageError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
-}
 
 /** The child processes of this test process (decodeOnce's lbzip2 and zstd must not outlive it). */
 function children(): string[] {

@@ -3,11 +3,21 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { attachLoop, detachLoop, MIB, readRange, removeDir, requireTools, run, sha256 } from './image-fixture.ts';
+import {
+  attachLoop,
+  detachLoop,
+  MIB,
+  readRange,
+  removeDir,
+  requireTools,
+  run,
+  sha256,
+  writeAtPath,
+} from './image-fixture.ts';
 
 const REIMAGE = join(import.meta.dirname, '..', '..', '..', 'bin', 'reimage');
 /** Incompressible, so the write takes long enough to be stopped at chosen points. */
@@ -15,15 +25,6 @@ const IMAGE_BYTES = 384 * MIB;
 const TARGET_BYTES = IMAGE_BYTES + 16 * MIB;
 const SECTOR_BYTES = 512;
 const PROBE_BYTES = 4096;
-
-function writeAtPath(path: string, data: Uint8Array, positionBytes: number): void {
-  const fd = openSync(path, 'r+');
-  try {
-    writeSync(fd, data, 0, data.length, positionBytes);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function readProbe(fd: number, positionBytes: number, into: Buffer): Buffer {
   readSync(fd, into, 0, into.length, positionBytes);

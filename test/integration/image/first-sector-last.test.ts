@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isReimageError } from '../../../src/core/reimage-error.ts';
@@ -25,19 +25,11 @@ import {
   requireTools,
   run,
   sha256,
+  writeAtPath,
 } from './image-fixture.ts';
 
 const TARGET_BYTES = 16 * MIB;
 const SECTOR_BYTES = 512;
-
-function writeAtPath(path: string, data: Uint8Array, positionBytes: number): void {
-  const fd = openSync(path, 'r+');
-  try {
-    writeSync(fd, data, 0, data.length, positionBytes);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** A 12 MiB GPT disk image (header and entries at LBA 1-33, a backup at the end) with random data. */
 function buildGptImage(dir: string): string {

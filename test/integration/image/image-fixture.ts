@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isReimageError, type ReimageError } from '../../../src/core/reimage-error.ts';
 
 /** The system tools these tests run, with the Debian package that provides each. */
 const TOOLS: Readonly<Record<string, string>> = {
@@ -58,7 +60,8 @@ export interface ImageSet {
   readonly rawBytes: Buffer;
 }
 
-function writeAt(path: string, data: Uint8Array, positionBytes: number): void {
+/** Writes bytes into a file at an offset (the file keeps its size where the bytes fit). */
+export function writeAtPath(path: string, data: Uint8Array, positionBytes: number): void {
   const fd = openSync(path, 'r+');
   try {
     writeSync(fd, data, 0, data.length, positionBytes);
@@ -83,22 +86,22 @@ export function buildImageSet(): ImageSet {
   const raw = join(dir, 'disk.img');
   const sizeBytes = 12 * MIB + 1536;
   run('truncate', ['-s', String(sizeBytes), raw]);
-  writeAt(raw, randomBytes(64 * 1024), 0);
-  writeAt(raw, randomBytes(300 * 1024 + 512), 1 * MIB);
+  writeAtPath(raw, randomBytes(64 * 1024), 0);
+  writeAtPath(raw, randomBytes(300 * 1024 + 512), 1 * MIB);
   // Written zeros (mapped, but all zero): the writer should hand these to the kernel.
-  writeAt(raw, Buffer.alloc(3 * MIB), 2 * MIB);
-  writeAt(raw, randomBytes(5000), 5 * MIB + 4096);
+  writeAtPath(raw, Buffer.alloc(3 * MIB), 2 * MIB);
+  writeAtPath(raw, randomBytes(5000), 5 * MIB + 4096);
   // 5.x MiB to 11 MiB stays a hole: unmapped.
-  writeAt(raw, randomBytes(512 * 1024), 11 * MIB);
-  writeAt(raw, randomBytes(1536), 12 * MIB);
+  writeAtPath(raw, randomBytes(512 * 1024), 11 * MIB);
+  writeAtPath(raw, randomBytes(1536), 12 * MIB);
   compressAll(raw);
   const bmap = join(dir, 'disk.bmap');
   run('bmaptool', ['create', '-o', bmap, raw]);
 
   const oddRaw = join(dir, 'odd.img');
   run('truncate', ['-s', String(3 * MIB + 1001), oddRaw]);
-  writeAt(oddRaw, randomBytes(1000), 0);
-  writeAt(oddRaw, randomBytes(1001), 3 * MIB);
+  writeAtPath(oddRaw, randomBytes(1000), 0);
+  writeAtPath(oddRaw, randomBytes(1001), 3 * MIB);
   run('zstd', ['-q', '-f', oddRaw, '-o', `${oddRaw}.zst`]);
 
   return {
@@ -166,4 +169,16 @@ export function detachLoop(device: string): void {
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** Awaits work that must fail with a ReimageError of `code`, and returns that error. */
+export async function expectError(work: Promise<unknown>, code: string): Promise<ReimageError> {
+  try {
+    await work;
+  } catch (e) {
+    assert.ok(isReimageError(e), `expected a ReimageError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    return e;
+  }
+  assert.fail(`expected ${code}, but it succeeded`);
 }

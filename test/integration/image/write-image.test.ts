@@ -13,7 +13,6 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isReimageError, type ReimageError } from '../../../src/core/reimage-error.ts';
 import type { ImageFormat } from '../../../src/image/index.ts';
 import { detectImageFormat, sha256File, writeImage } from '../../../src/image/index.ts';
 import {
@@ -21,6 +20,7 @@ import {
   buildImageSet,
   detachLoop,
   dirtyFile,
+  expectError,
   type ImageSet,
   MIB,
   readRange,
@@ -33,17 +33,6 @@ import {
 
 const TARGET_BYTES = 16 * MIB;
 const FORMATS: readonly Exclude<ImageFormat, 'raw'>[] = ['gzip', 'bzip2', 'xz', 'zstd'];
-
-async function expectError(work: Promise<unknown>, code: string): Promise<ReimageError> {
-  try {
-    await work;
-  } catch (e) {
-    assert.ok(isReimageError(e), `expected a ReimageError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
-}
 
 describe('writeImage onto real files and loop devices', () => {
   let set: ImageSet;
