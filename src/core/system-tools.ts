@@ -1,6 +1,6 @@
 import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import type { Logger } from './logger.ts';
+import { onPath } from './on-path.ts';
 import { ReimageError } from './reimage-error.ts';
 import { runCommand } from './run-command.ts';
 
@@ -56,20 +56,6 @@ export const SYSTEM_FILES: readonly { path: string; debianPackage: string; why: 
   { path: '/usr/lib/grub/i386-pc/boot.img', debianPackage: 'grub-pc-bin', why: "GRUB's BIOS images" },
   { path: '/bin/busybox', debianPackage: 'busybox-static', why: 'the static busybox the initramfs carries' },
 ];
-
-function onPath(command: string): boolean {
-  const searchPath = `${process.env.PATH ?? ''}${delimiter}/usr/sbin${delimiter}/sbin`;
-  for (const dir of searchPath.split(delimiter)) {
-    if (dir === '') continue;
-    try {
-      accessSync(join(dir, command), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
-}
 
 function fileExists(path: string): boolean {
   try {

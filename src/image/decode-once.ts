@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { access, readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { freemem } from 'node:os';
-import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../core/logger.ts';
+import { onPath } from '../core/on-path.ts';
 import type { OnProgress } from '../core/progress.ts';
 import { throttleProgress } from '../core/progress.ts';
 import type { ReimageError } from '../core/reimage-error.ts';
@@ -64,23 +64,10 @@ export async function memAvailableBytes(): Promise<number> {
  * Whether decodeOnce can run for this format here: a decoder for it, and both tools installed.
  * Without them the writer takes its older path (a size test or count, then the write).
  */
-export async function canDecodeOnce(format: ImageFormat): Promise<boolean> {
+function canDecodeOnce(format: ImageFormat): boolean {
   const spec = ONCE_DECODERS[format];
   if (spec === undefined) return false;
-  return (await onPath(spec.command)) && (await onPath('zstd'));
-}
-
-async function onPath(command: string): Promise<boolean> {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    try {
-      await access(join(dir, command), constants.X_OK);
-      return true;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return false;
+  return onPath(spec.command) && onPath('zstd');
 }
 
 /**
@@ -97,7 +84,7 @@ export async function decodeOnceIfUseful(o: {
   onProgress: OnProgress;
   signal: AbortSignal | undefined;
 }): Promise<DecodedOnce | undefined> {
-  if (o.sizeKnown || o.copyMaxBytes === 0 || !(await canDecodeOnce(o.format))) return undefined;
+  if (o.sizeKnown || o.copyMaxBytes === 0 || !canDecodeOnce(o.format)) return undefined;
   let budgetBytes: number;
   try {
     budgetBytes = await decodedCopyBudgetBytes(o.imagePath, o.copyMaxBytes);
