@@ -77,7 +77,7 @@ export async function readExt4Allocation(imagePath: string, offsetBytes: number)
   }
   const result = await runCommand('dumpe2fs', [`${imagePath}?offset=${offsetBytes}`], { allowFailure: true });
   if (result.exitCode !== 0) {
-    throw unreadable(`dumpe2fs failed (${result.stderr.trim().split('\n').at(-1) ?? `exit ${result.exitCode}`})`, {
+    throw unreadable(`dumpe2fs failed (${result.stderr.trim().split('\n').at(-1) || `exit ${result.exitCode}`})`, {
       path: imagePath,
       offsetBytes,
       exitCode: result.exitCode,

@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import { ReimageError } from '../core/reimage-error.ts';
+import { readAt, writeAt } from '../disk/index.ts';
 import {
   type DecodedSlot,
   decodeJournalSlot,
@@ -80,18 +81,9 @@ function judge(decoded: DecodedSlot, index: SlotIndex): Verdict {
 export async function readJournal(handle: FileHandle, location: JournalLocation): Promise<JournalReadResult> {
   checkLocation(location);
   const bytes = Buffer.alloc(JOURNAL_SIZE_BYTES);
-  let readBytes = 0;
+  let readBytes: number;
   try {
-    while (readBytes < bytes.length) {
-      const { bytesRead } = await handle.read(
-        bytes,
-        readBytes,
-        bytes.length - readBytes,
-        location.offsetBytes + readBytes,
-      );
-      if (bytesRead === 0) break;
-      readBytes += bytesRead;
-    }
+    readBytes = await readAt(handle, bytes, location.offsetBytes);
   } catch (e) {
     throw new ReimageError(
       'REIMAGE_JOURNAL_UNREADABLE',
@@ -135,11 +127,7 @@ async function writeSlotDurably(
   offsetBytes: number,
 ): Promise<void> {
   try {
-    let written = 0;
-    while (written < bytes.length) {
-      const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, offsetBytes + written);
-      written += bytesWritten;
-    }
+    await writeAt(handle, bytes, offsetBytes);
     // Durable means on the medium, not in the page cache: fdatasync returns only after the device
     // acknowledged the data and a cache flush. Until then the previous slot is the one to trust.
     await handle.datasync();

@@ -1,5 +1,6 @@
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { ReimageError } from '../core/reimage-error.ts';
+import { readAt } from '../disk/index.ts';
 import { type DiskMap, mapDisk, type PartitionAllocation } from './disk-map.ts';
 import { readExt4Allocation } from './ext4-allocation.ts';
 import { parsePartitionTable, TABLE_HEAD_BYTES, type TablePartition } from './partition-table.ts';
@@ -19,24 +20,20 @@ export function detectFilesystem(start: Uint8Array): FilesystemKind {
   return 'unknown';
 }
 
-async function readAt(
-  file: Awaited<ReturnType<typeof open>>,
-  offsetBytes: number,
-  lengthBytes: number,
-): Promise<Buffer> {
+/** Up to `lengthBytes` from `offsetBytes` (fewer at the end of the file). */
+async function readBytesAt(file: FileHandle, offsetBytes: number, lengthBytes: number): Promise<Buffer> {
   const buffer = Buffer.alloc(lengthBytes);
-  const { bytesRead } = await file.read(buffer, 0, lengthBytes, offsetBytes);
-  return buffer.subarray(0, bytesRead);
+  return buffer.subarray(0, await readAt(file, buffer, offsetBytes));
 }
 
 async function allocationOf(
   imagePath: string,
-  file: Awaited<ReturnType<typeof open>>,
+  file: FileHandle,
   partition: TablePartition,
 ): Promise<PartitionAllocation> {
   if (partition.extended)
     return { kind: 'whole', reason: 'an msdos extended partition (logical partitions are not read)' };
-  const kind = detectFilesystem(await readAt(file, partition.startBytes, 2048));
+  const kind = detectFilesystem(await readBytesAt(file, partition.startBytes, 2048));
   switch (kind) {
     case 'ext':
       return {
@@ -45,13 +42,13 @@ async function allocationOf(
         blocks: await readExt4Allocation(imagePath, partition.startBytes),
       };
     case 'vfat': {
-      const geometry = parseFatBootSector(await readAt(file, partition.startBytes, 512), partition.sizeBytes);
+      const geometry = parseFatBootSector(await readBytesAt(file, partition.startBytes, 512), partition.sizeBytes);
       const fatsAt = partition.startBytes + geometry.reservedSectors * geometry.bytesPerSector;
       const fatsBytes = geometry.fatCount * geometry.sectorsPerFat * geometry.bytesPerSector;
       return {
         kind: 'allocated',
         filesystem: 'vfat',
-        blocks: fatAllocation(geometry, await readAt(file, fatsAt, fatsBytes)),
+        blocks: fatAllocation(geometry, await readBytesAt(file, fatsAt, fatsBytes)),
       };
     }
     case 'xfs':
@@ -70,7 +67,7 @@ async function allocationOf(
  * write must write. Reads only; an unreadable table or filesystem refuses with nothing changed.
  */
 export async function mapImageFile(imagePath: string): Promise<DiskMap> {
-  let file: Awaited<ReturnType<typeof open>>;
+  let file: FileHandle;
   try {
     file = await open(imagePath, 'r');
   } catch (e) {
@@ -81,7 +78,7 @@ export async function mapImageFile(imagePath: string): Promise<DiskMap> {
   }
   try {
     const imageSizeBytes = (await file.stat()).size;
-    const table = parsePartitionTable(await readAt(file, 0, TABLE_HEAD_BYTES), imageSizeBytes);
+    const table = parsePartitionTable(await readBytesAt(file, 0, TABLE_HEAD_BYTES), imageSizeBytes);
     const allocations = new Map<number, PartitionAllocation>();
     for (const partition of table.partitions) {
       allocations.set(partition.number, await allocationOf(imagePath, file, partition));

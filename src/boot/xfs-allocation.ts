@@ -77,7 +77,7 @@ export async function readXfsAllocation(
     );
     // xfs_db says some errors on stderr and still exits 0: a filesystem it doubts is refused too.
     if (result.exitCode !== 0 || result.stderr.trim() !== '') {
-      throw unreadable(`xfs_db failed (${result.stderr.trim().split('\n').at(-1) ?? `exit ${result.exitCode}`})`, {
+      throw unreadable(`xfs_db failed (${result.stderr.trim().split('\n').at(-1) || `exit ${result.exitCode}`})`, {
         path: imagePath,
         offsetBytes,
         exitCode: result.exitCode,
