@@ -93,6 +93,7 @@ export function formatFailure(o: {
     lines.push(`See "reimage help ${String(error.evidence.command ?? command)}".`);
   } else if (isReimageError(error)) {
     lines.push(`reimage: error ${error.code}: ${oneLine(error.message)}`);
+    for (const detail of error.details) lines.push(`  ${oneLine(detail)}`);
     for (const line of formatEvidence(error.evidence)) lines.push(`  ${line}`);
     if (error.cause instanceof Error) lines.push(`  cause: ${oneLine(error.cause.message)}`);
   } else {

@@ -22,6 +22,11 @@ export interface ReimageErrorOptions {
   readonly targetTouched?: boolean;
   /** What the thrower knows of the target; wins over `targetTouched`. */
   readonly targetState?: TargetState;
+  /**
+   * Lines shown under the message, one each (a plan's problems, one per field). The message
+   * itself stays one line, so untrusted text inside it can never start a line of its own.
+   */
+  readonly details?: readonly string[];
 }
 
 /**
@@ -37,12 +42,14 @@ export class ReimageError extends Error {
   readonly code: ErrorCode;
   readonly evidence: Evidence;
   readonly targetState: TargetState;
+  readonly details: readonly string[];
 
   constructor(code: ErrorCode, message: string, options: ReimageErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ReimageError';
     this.code = code;
     this.evidence = options.evidence ?? {};
+    this.details = options.details ?? [];
     this.targetState =
       options.targetState ??
       (options.targetTouched === true
@@ -65,7 +72,12 @@ export class ReimageError extends Error {
   /** The same error with another target state (evidence, cause and stack kept). */
   withTargetState(targetState: TargetState): ReimageError {
     if (this.targetState === targetState) return this;
-    const copy = new ReimageError(this.code, this.message, { evidence: this.evidence, cause: this.cause, targetState });
+    const copy = new ReimageError(this.code, this.message, {
+      evidence: this.evidence,
+      cause: this.cause,
+      targetState,
+      details: this.details,
+    });
     copy.stack = this.stack;
     return copy;
   }

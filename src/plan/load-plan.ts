@@ -145,7 +145,10 @@ export async function loadPlanFile(file: string): Promise<Plan> {
   if (plan !== undefined) return plan;
   throw new ReimageError(
     'REIMAGE_PLAN_INVALID',
-    `The plan ${file} is not valid:\n${problems.map((problem) => `  ${formatPlanProblem(file, problem)}`).join('\n')}\nFix these fields and run "reimage plan validate ${file}" again.`,
-    { evidence: { file, problemCount: problems.length } },
+    `The plan ${file} is not valid: fix the fields below and run "reimage plan validate ${file}" again.`,
+    {
+      evidence: { file, problemCount: problems.length },
+      details: problems.map((problem) => formatPlanProblem(file, problem)),
+    },
   );
 }
