@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
-import { ReimageError } from '../core/reimage-error.ts';
+import { dirname, resolve } from 'node:path';
+import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 
 /**
  * The one argument parser of the `reimage` command. Each verb (or sub-verb) declares its
@@ -7,8 +8,12 @@ import { ReimageError } from '../core/reimage-error.ts';
  * from that declaration, so they cannot disagree. Every mistake is reported in one format,
  * `<command>: <what is wrong>`, with the usage of that command only (REIMAGE_CLI_USAGE, exit 2).
  */
-/** `file`: anything but a directory (a regular file, a block device); `directory`: a directory. */
-export type PathKind = 'file' | 'directory';
+/**
+ * `file`: anything but a directory (a regular file, a block device); `directory`: a directory;
+ * `new-file`: a file the command will write, whose directory must exist (so a long capture or
+ * build does not end on a path it could never write).
+ */
+export type PathKind = 'file' | 'directory' | 'new-file';
 
 export interface OptionSpec {
   /** Without the dashes: `plan` for `--plan`. */
@@ -95,7 +100,18 @@ export function helpText(spec: CommandSpec): string {
 
 /** Why `path` is not a `kind` the command can use, or undefined when it is. */
 function pathProblem(path: string, kind: PathKind): string | undefined {
-  const stats = statSync(path, { throwIfNoEntry: false });
+  if (kind === 'new-file') {
+    const dir = dirname(resolve(path));
+    const problem = pathProblem(dir, 'directory');
+    return problem === undefined ? undefined : `is to go into ${dir}, which ${problem}`;
+  }
+  let stats: ReturnType<typeof statSync>;
+  try {
+    stats = statSync(path, { throwIfNoEntry: false });
+  } catch (e) {
+    // EACCES, ENAMETOOLONG, ELOOP…: the operator's path, not a bug.
+    return `cannot be reached (${isSystemError(e) ? e.code : String(e)})`;
+  }
   if (stats === undefined) return 'does not exist';
   if (kind === 'directory' && !stats.isDirectory()) return 'is not a directory';
   if (kind === 'file' && stats.isDirectory()) return 'is a directory, not a file';

@@ -30,7 +30,7 @@ the same bytes.`,
       help: "the target kernel's lib/modules/<version> directory\n(default: /lib/modules/$(uname -r), the running kernel's)",
       mustExist: 'directory',
     },
-    { name: 'out', value: 'FILE', help: 'where to write the initramfs', required: true },
+    { name: 'out', value: 'FILE', help: 'where to write the initramfs', required: true, mustExist: 'new-file' },
     { name: 'list', help: 'print what is inside, part by part and file by file, with sizes' },
     {
       name: 'compression',

@@ -37,7 +37,7 @@ A missing required path fails before anything is written.`,
     { name: 'root', value: 'DIR', help: 'the old root', required: true, mustExist: 'directory' },
     // Not mustExist: the verb reads it and says REIMAGE_RETAIN_LIST_UNREADABLE (exit 2 too) for any failure.
     { name: 'list', value: 'FILE', help: 'the retention list', required: true },
-    { name: 'out', value: 'BUNDLE', help: 'the bundle to write', required: true },
+    { name: 'out', value: 'BUNDLE', help: 'the bundle to write', required: true, mustExist: 'new-file' },
     { name: 'json', help: 'progress and the summary as JSON lines' },
   ],
   examples: ['reimage retain capture --root /mnt/old --list examples/kiosk.retain --out /run/retain.tar'],
