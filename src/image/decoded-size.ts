@@ -25,6 +25,26 @@ export interface KnownSize {
  * for bzip2 a bound from lbzip2's integrity test when that bound fits the target, or (last
  * resort) by decoding once and counting. Never a guess.
  */
+/**
+ * A block map's size and a size the caller gives (the plan's image.size, --image-size) must
+ * agree: two sizes that differ mean one is for another image. Refused before anything changes.
+ */
+export function refuseSizeConflict(blockMap: BlockMap | undefined, callerSizeBytes: number | undefined): void {
+  if (blockMap === undefined || callerSizeBytes === undefined || callerSizeBytes === blockMap.imageSizeBytes) return;
+  throw new ReimageError(
+    'REIMAGE_IMAGE_SIZE_MISMATCH',
+    `The image.size (${callerSizeBytes} bytes) and the block map's image size (${blockMap.imageSizeBytes} bytes) differ: one of them is for another image. Run "reimage image inspect" on the image and correct the size (image.size in a plan, --image-size for reimage write). Nothing was written.`,
+    {
+      evidence: {
+        field: 'image.size',
+        expected: blockMap.imageSizeBytes,
+        actual: callerSizeBytes,
+        source: 'block map',
+      },
+    },
+  );
+}
+
 export async function decodedSize(o: {
   imagePath: string;
   format: ImageFormat;
@@ -35,6 +55,7 @@ export async function decodedSize(o: {
   onProgress: OnProgress;
   signal: AbortSignal | undefined;
 }): Promise<KnownSize> {
+  refuseSizeConflict(o.blockMap, o.callerSizeBytes);
   if (o.blockMap !== undefined) return { maxBytes: o.blockMap.imageSizeBytes, exact: true, source: 'block map' };
   if (o.callerSizeBytes !== undefined) return { maxBytes: o.callerSizeBytes, exact: true, source: 'caller' };
   let hint: Awaited<ReturnType<typeof readSizeHint>>;

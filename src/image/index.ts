@@ -1,6 +1,7 @@
 export type { BlockMap, BmapChecksumType, MappedRange } from './block-map.ts';
 export { loadBlockMap, parseBlockMap } from './block-map.ts';
 export { commitFirstSector } from './commit-first-sector.ts';
+export { refuseSizeConflict } from './decoded-size.ts';
 export type { Decoder } from './decoder.ts';
 export { createDecoder, DECODER_TOOLS, WRITER_TOOLS } from './decoder.ts';
 export type { ImageFormat } from './image-format.ts';

@@ -8,7 +8,7 @@ import type { Logger } from '../core/logger.ts';
 import { type OnProgress, throttleProgress } from '../core/progress.ts';
 import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { checkImageFits, inspectTarget, type Mounted, mountReadOnly, resolvePartition } from '../disk/index.ts';
-import { loadBlockMap } from '../image/index.ts';
+import { loadBlockMap, refuseSizeConflict } from '../image/index.ts';
 import type { Plan } from '../plan/index.ts';
 import { type CaptureSummary, captureBundle, type RetainRequest } from '../retain/index.ts';
 import { unmountAll } from './unmount-all.ts';
@@ -123,22 +123,7 @@ export async function captureStage(o: {
         );
       }
       const blockMap = await loadBlockMap(bmapPath);
-      // The writer trusts the block map's size over image.size: two sizes that disagree mean one
-      // is for another image, so it is refused here, before anything changes.
-      if (plan.image.size !== undefined && plan.image.size !== blockMap.imageSizeBytes) {
-        throw new ReimageError(
-          'REIMAGE_IMAGE_SIZE_MISMATCH',
-          `The plan's image.size (${plan.image.size} bytes) and the block map's image size (${blockMap.imageSizeBytes} bytes) differ: one of them is for another image. Run "reimage image inspect" on the image and correct the plan. Nothing was written.`,
-          {
-            evidence: {
-              field: 'image.size',
-              expected: blockMap.imageSizeBytes,
-              actual: plan.image.size,
-              source: 'block map',
-            },
-          },
-        );
-      }
+      refuseSizeConflict(blockMap, plan.image.size);
       checkImageFits(await inspectTarget(diskDevice), blockMap.imageSizeBytes);
     } else if (plan.image.size !== undefined) {
       // Known without decoding: an image too large for the disk is refused before anything changes.

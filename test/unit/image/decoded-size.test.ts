@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ReimageError } from '../../../src/core/reimage-error.ts';
 import { checkImageFits, type TargetInfo } from '../../../src/disk/index.ts';
-import { type KnownSize, sizeAllows, sizeMismatch } from '../../../src/image/decoded-size.ts';
+import type { BlockMap } from '../../../src/image/block-map.ts';
+import { type KnownSize, refuseSizeConflict, sizeAllows, sizeMismatch } from '../../../src/image/decoded-size.ts';
 
 const exact: KnownSize = { maxBytes: 1000, exact: true, source: 'container' };
 const bound: KnownSize = { maxBytes: 1000, exact: false, source: 'lbzip2 -t' };
@@ -62,6 +64,38 @@ describe('checkImageFits (the one "image larger than target" check)', () => {
         assert.equal(error.targetTouched, false);
         assert.equal(error.evidence.expected, '>= 4097');
         assert.equal(error.evidence.actual, 4096);
+        return true;
+      },
+    );
+  });
+});
+
+describe('refuseSizeConflict (a given size against a block map, in the writer itself)', () => {
+  const map: BlockMap = {
+    version: '2.0',
+    imageSizeBytes: 8192,
+    blockSizeBytes: 4096,
+    blocksCount: 2,
+    mappedBlocksCount: 1,
+    checksumType: 'sha256',
+    ranges: [],
+    mappedBytes: 4096,
+  };
+
+  it('accepts agreement, or either size alone', () => {
+    refuseSizeConflict(map, 8192);
+    refuseSizeConflict(map, undefined);
+    refuseSizeConflict(undefined, 1234);
+  });
+
+  it('refuses two sizes that differ, untouched, saying which to correct', () => {
+    assert.throws(
+      () => refuseSizeConflict(map, 4096),
+      (e: unknown) => {
+        assert.ok(e instanceof ReimageError);
+        assert.equal(e.code, 'REIMAGE_IMAGE_SIZE_MISMATCH');
+        assert.equal(e.targetState, 'untouched');
+        assert.match(e.message, /reimage image inspect/);
         return true;
       },
     );
