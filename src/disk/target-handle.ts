@@ -30,7 +30,7 @@ export async function openTarget(target: TargetInfo, slabBytes: number): Promise
     if (isSystemError(e) && e.code === 'EBUSY') throw targetBusy(target, ['the kernel reports it busy (EBUSY)']);
     throw new ReimageError(
       'REIMAGE_TARGET_UNREADABLE',
-      `Cannot open the target ${target.path} for writing (${isSystemError(e) ? e.code : String(e)}).`,
+      `Cannot open the target ${target.path} for writing (${isSystemError(e) ? e.code : String(e)}). ${openAdvice(e)}`,
       { evidence: { path: target.path }, cause: e },
     );
   }
@@ -49,6 +49,14 @@ export async function openTarget(target: TargetInfo, slabBytes: number): Promise
     await directHandle.close();
   }
   return { handle: bufferedHandle, bufferedHandle, direct: false, slab: raw.subarray(0, slabBytes) };
+}
+
+/** What to do when the target does not open for writing, by the kernel's reason. */
+function openAdvice(e: unknown): string {
+  const code = isSystemError(e) ? e.code : '';
+  if (code === 'EACCES' || code === 'EPERM') return 'Run reimage as root.';
+  if (code === 'EROFS') return 'The device or its filesystem is read-only: make it writable (blockdev --setrw) first.';
+  return 'Check that the path names the disk or disk image you mean.';
 }
 
 const PAGE_BYTES = 4096;

@@ -1,5 +1,6 @@
 import type { Logger } from '../core/logger.ts';
 import type { OnProgress } from '../core/progress.ts';
+import { quoteInput } from '../core/quote-input.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import { sha256File } from './sha256-file.ts';
 
@@ -32,9 +33,13 @@ export function parseExpectedSha256(sha256: string | undefined): string | undefi
   if (sha256 === undefined) return undefined;
   const expected = sha256.trim().toLowerCase();
   if (!SHA256_HEX.test(expected)) {
-    throw new ReimageError('REIMAGE_IMAGE_DIGEST_INVALID', `"${sha256}" is not a SHA-256 digest (64 hex digits).`, {
-      evidence: { field: 'sha256', actual: sha256 },
-    });
+    throw new ReimageError(
+      'REIMAGE_IMAGE_DIGEST_INVALID',
+      `${quoteInput(sha256)} is not a SHA-256 digest (64 hex digits). Give the digest "sha256sum IMAGE" prints (or "reimage image inspect IMAGE").`,
+      {
+        evidence: { field: 'sha256', actual: sha256 },
+      },
+    );
   }
   return expected;
 }

@@ -1,6 +1,6 @@
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
-import { isSystemError, ReimageError } from '../core/reimage-error.ts';
+import { ReimageError } from '../core/reimage-error.ts';
 import {
   closeTarget,
   dropBlockDeviceCache,
@@ -12,6 +12,7 @@ import {
   type TargetInfo,
   writeAt,
 } from '../disk/index.ts';
+import { honestError } from './honest-error.ts';
 import { writeAborted } from './write-aborted.ts';
 
 /**
@@ -34,13 +35,13 @@ export async function commitFirstSector(
   try {
     await commit(writtenTarget, firstSector, o.log ?? silentLogger, o.signal);
   } catch (e) {
-    // The rest of the image is on the target already: whatever went wrong, it is touched.
-    if (e instanceof ReimageError) throw e.withTargetTouched();
-    throw new ReimageError(
-      'REIMAGE_TARGET_WRITE_FAILED',
-      `Writing the first sector of ${writtenTarget.path} failed (${isSystemError(e) ? e.code : e instanceof Error ? e.message : String(e)}). The rest of the image is written; its first sector is still the old one.`,
-      { evidence: { path: writtenTarget.path, offsetBytes: 0 }, cause: e, targetTouched: true },
-    );
+    // The rest of the image is on the target already: whatever went wrong, it is touched, and an
+    // abort anywhere in here is REIMAGE_WRITE_ABORTED like one during the rest of the write.
+    throw honestError(e, o.signal, {
+      step: 'while writing its first sector',
+      touched: true,
+      targetPath: writtenTarget.path,
+    });
   }
 }
 

@@ -27,7 +27,11 @@ export function honestError(e: unknown, signal: AbortSignal | undefined, state: 
   if (!(e instanceof ReimageError) && state.targetPath !== undefined) {
     error = new ReimageError(
       'REIMAGE_TARGET_WRITE_FAILED',
-      `Writing ${state.targetPath} failed (${isSystemError(e) ? e.code : e instanceof Error ? e.message : String(e)}).`,
+      `Writing ${state.targetPath} failed (${isSystemError(e) ? e.code : e instanceof Error ? e.message : String(e)}). ${
+        state.touched
+          ? 'The target holds part of the new image; its first sector (partition table, boot code) is written last, so it is still the old one unless this was that write.'
+          : 'Nothing was written.'
+      } Check the disk (dmesg) and write the image again.`,
       { evidence: { path: state.targetPath }, cause: e },
     );
   }

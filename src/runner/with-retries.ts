@@ -22,12 +22,17 @@ function interrupted(error: unknown, stage: StageName, touchedBefore: boolean): 
   if (isReimageError(error) && error.code === 'REIMAGE_WRITE_ABORTED') {
     return touchedBefore ? error.withTargetTouched() : error;
   }
-  return new ReimageError('REIMAGE_RUN_INTERRUPTED', `The ${stage} stage was interrupted.`, {
+  // The write and restore stages change the disk as soon as they start; an interrupt that
+  // does not say otherwise may have come after their first byte.
+  const targetState = touchedBefore ? 'changed' : isReimageError(error) ? error.targetState : 'unknown';
+  const advice =
+    targetState === 'untouched'
+      ? 'Nothing was written; the old system is intact.'
+      : 'The disk may hold part of the new system: run the plan again to finish it.';
+  return new ReimageError('REIMAGE_RUN_INTERRUPTED', `The ${stage} stage was interrupted. ${advice}`, {
     evidence: { stage },
     cause: error,
-    // The write and restore stages change the disk as soon as they start; an interrupt that
-    // does not say otherwise may have come after their first byte.
-    targetState: touchedBefore ? 'changed' : isReimageError(error) ? error.targetState : 'unknown',
+    targetState,
   });
 }
 
