@@ -66,7 +66,9 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
     observed.push(observeEntry(path));
   }
   // Read without following a planted /etc/passwd symlink out of the old root.
-  const { accounts } = await readRootAccounts(root);
+  // Its warnings (an unreadable passwd: owners keep their numeric ids) are the operator's to see.
+  const { accounts, warnings } = await readRootAccounts(root);
+  for (const warning of warnings) log.warn(warning);
   const { described, skipped } = describeEntries(observed, accounts);
   for (const { path, reason } of skipped) log.warn(`skipped ${path}: ${reason}`);
 
@@ -101,7 +103,7 @@ export async function captureBundle(options: CaptureOptions): Promise<CaptureSum
     bundleSizeBytes: packed.bundleSizeBytes,
     missingOptional,
     skipped,
-    warnings: [],
+    warnings,
   };
 }
 
