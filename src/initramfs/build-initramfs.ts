@@ -1,9 +1,9 @@
-import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
+import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
-import { loadPlanFile } from '../plan/index.ts';
+import { planWarnings, readPlanFile } from '../plan/index.ts';
 import { findBusybox } from './find-busybox.ts';
 import { findFirmware } from './find-firmware.ts';
 import { findKernelFiles, STORAGE_MODULES } from './find-kernel-files.ts';
@@ -55,13 +55,16 @@ export async function buildInitramfs(options: BuildInitramfsOptions): Promise<In
   const log = options.log ?? silentLogger;
   const projectDir = await realpath(options.projectDir);
   // The plan: its disk and finish are baked into /init.
-  const plan = await loadPlanFile(options.planPath);
+  // Read once: the bytes baked in are the ones validated here.
+  const { plan, text: planText } = await readPlanFile(options.planPath);
+  // A placeholder digest would only fail on the machine, after the reboot: say so now.
+  for (const warning of planWarnings(plan)) log.warn(warning);
   if (plan.disk.startsWith('/dev/disk/')) {
     log.warn(
       `The plan's disk ${plan.disk} is a udev link; the initramfs has no udev, so /init waits for a name the kernel itself creates (such as /dev/sda, /dev/nvme0n1, /dev/vda).`,
     );
   }
-  const planBytes = await readFile(options.planPath);
+  const planBytes = Buffer.from(planText, 'utf8');
   const tools = await resolveTools(options.tools);
   const busybox = await findBusybox();
   const project = await findProjectFiles(projectDir);

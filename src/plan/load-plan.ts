@@ -127,6 +127,11 @@ export function formatPlanProblem(file: string, problem: PlanProblem): string {
 
 /** Reads and validates a plan file; any problem is a REIMAGE_PLAN_INVALID listing them all. */
 export async function loadPlanFile(file: string): Promise<Plan> {
+  return (await readPlanFile(file)).plan;
+}
+
+/** The plan and the very text it was validated from (what an initramfs bakes in). */
+export async function readPlanFile(file: string): Promise<{ plan: Plan; text: string }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -142,7 +147,7 @@ export async function loadPlanFile(file: string): Promise<Plan> {
     );
   }
   const { plan, problems } = parsePlan(text);
-  if (plan !== undefined) return plan;
+  if (plan !== undefined) return { plan, text };
   throw new ReimageError(
     'REIMAGE_PLAN_INVALID',
     `The plan ${file} is not valid: fix the fields below and run "reimage plan validate ${file}" again.`,
