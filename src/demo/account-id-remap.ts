@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseAccountDb } from '../retain/index.ts';
 
 /** The text of a root's /etc/passwd and /etc/group. */
 export interface AccountFiles {
@@ -13,23 +14,12 @@ export interface AccountIdRemap {
   readonly gid: ReadonlyMap<number, number>;
 }
 
-/** name → id from `name:password:id:…` lines (the first line for a name wins, as in glibc). */
-function idsByName(text: string): Map<string, number> {
-  const ids = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const [name = '', , id = ''] = line.split(':');
-    if (name === '' || !/^[0-9]+$/.test(id) || ids.has(name)) continue;
-    ids.set(name, Number(id));
-  }
-  return ids;
-}
-
-function remap(oldText: string, newText: string): Map<number, number> {
-  const newIds = idsByName(newText);
+/** Each old id whose name (as restore reads it: the first name for an id) has another id in the new root. */
+function remap(oldNames: ReadonlyMap<number, string>, newIds: ReadonlyMap<string, number>): Map<number, number> {
   const moved = new Map<number, number>();
-  for (const [name, oldId] of idsByName(oldText)) {
+  for (const [oldId, name] of oldNames) {
     const newId = newIds.get(name);
-    if (newId !== undefined && newId !== oldId && !moved.has(oldId)) moved.set(oldId, newId);
+    if (newId !== undefined && newId !== oldId) moved.set(oldId, newId);
   }
   return moved;
 }
@@ -40,7 +30,13 @@ function remap(oldText: string, newText: string): Map<number, number> {
  * table of ids written down by hand that would go stale when the demo's accounts change.
  */
 export function accountIdRemap(oldRoot: AccountFiles, newRoot: AccountFiles): AccountIdRemap {
-  return { uid: remap(oldRoot.passwd, newRoot.passwd), gid: remap(oldRoot.group, newRoot.group) };
+  // The same parser restore uses (src/retain/account-db.ts), so the expected owners follow its rules.
+  const before = parseAccountDb(oldRoot.passwd, oldRoot.group);
+  const after = parseAccountDb(newRoot.passwd, newRoot.group);
+  return {
+    uid: remap(before.userNameById, after.userIdByName),
+    gid: remap(before.groupNameById, after.groupIdByName),
+  };
 }
 
 export async function readAccountFiles(root: string): Promise<AccountFiles> {
