@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { findOnPath } from '../core/on-path.ts';
 import { ReimageError } from '../core/reimage-error.ts';
+import { SYSTEM_TOOLS } from '../core/system-tool-list.ts';
 import { sharedLibraryClosure } from './elf-closure.ts';
 import { describeHostPaths, type HostEntry } from './host-entry.ts';
 import { hostPathChain } from './host-path-chain.ts';
@@ -19,19 +19,13 @@ export interface ResolvedTool {
 }
 
 /** A tool name looked up on PATH and the usual sbin/bin directories, or an absolute path checked. */
-export function resolveToolPath(name: string, searchPath: string = process.env.PATH ?? ''): string {
-  if (isAbsolute(name)) {
-    if (existsSync(name)) return name;
-  } else {
-    const dirs = [...searchPath.split(delimiter).filter((d) => d !== ''), ...EXTRA_TOOL_DIRS];
-    for (const dir of dirs) {
-      const candidate = join(dir, name);
-      if (existsSync(candidate)) return candidate;
-    }
-  }
+function resolveToolPath(name: string): string {
+  const found = findOnPath(name, EXTRA_TOOL_DIRS);
+  if (found !== undefined) return found;
+  const known = SYSTEM_TOOLS.find((tool) => tool.command === name);
   throw new ReimageError(
     'REIMAGE_TOOL_MISSING',
-    `The tool "${name}" that the runner needs is not installed on this machine, so it cannot be put in the initramfs. Install it (for example with apt-get) and build again.`,
+    `The tool "${name}" that the runner needs is not installed on this machine, so it cannot be put in the initramfs. Install it (${known === undefined ? 'with your package manager' : `apt-get install ${known.debianPackage}`}) and build again.`,
     { evidence: { path: name } },
   );
 }
