@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ExitCode, exitCodeFor } from '../core/exit-codes.ts';
 import type { Logger } from '../core/logger.ts';
-import { escapeControls } from '../core/quote-input.ts';
+import { escapeLine } from '../core/quote-input.ts';
 import { formatEvidence, isReimageError, type TargetState } from '../core/reimage-error.ts';
 import { helpText } from './command-line.ts';
 import { chooseDisplayMode, createProgressDisplay } from './progress-display.ts';
@@ -60,14 +60,6 @@ const EXIT_WORDS: Record<number, string> = {
 };
 
 /**
- * Messages quote untrusted input (a path from a bundle, a name from an archive): no control
- * characters reach the terminal, and a newline in a name cannot forge a line of our own.
- */
-function oneLine(text: string): string {
-  return escapeControls(text).replaceAll('\n', '\\n');
-}
-
-/**
  * What to print for a failure, in one format for every verb, always ending with what is known
  * of the target: the error's own knowledge, or "untouched" for a command that never writes
  * one. A stack trace only for what reimage did not foresee (a bug), with how to report it.
@@ -84,7 +76,7 @@ export function formatFailure(o: {
   if (o.signalName !== undefined) {
     // One line: the error's own words where it knows what it interrupted (the writer says where
     // it was and what the target holds), the signal alone otherwise.
-    const what = isReimageError(error) ? ` ${oneLine(error.message)}` : '';
+    const what = isReimageError(error) ? ` ${escapeLine(error.message)}` : '';
     lines.push(`reimage ${command}: interrupted by ${o.signalName}.${what}`);
   } else if (isReimageError(error) && error.code === 'REIMAGE_CLI_USAGE') {
     lines.push(`reimage ${error.message}.`);
@@ -92,10 +84,10 @@ export function formatFailure(o: {
     if (typeof usageText === 'string') lines.push(`Usage: ${usageText}`);
     lines.push(`See "reimage help ${String(error.evidence.command ?? command)}".`);
   } else if (isReimageError(error)) {
-    lines.push(`reimage: error ${error.code}: ${oneLine(error.message)}`);
-    for (const detail of error.details) lines.push(`  ${oneLine(detail)}`);
+    lines.push(`reimage: error ${error.code}: ${escapeLine(error.message)}`);
+    for (const detail of error.details) lines.push(`  ${escapeLine(detail)}`);
     for (const line of formatEvidence(error.evidence)) lines.push(`  ${line}`);
-    if (error.cause instanceof Error) lines.push(`  cause: ${oneLine(error.cause.message)}`);
+    if (error.cause instanceof Error) lines.push(`  cause: ${escapeLine(error.cause.message)}`);
   } else {
     lines.push(
       `reimage ${command}: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,

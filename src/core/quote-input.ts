@@ -17,3 +17,8 @@ export function escapeControls(text: string): string {
 export function quoteInput(text: string): string {
   return escapeControls(JSON.stringify(text));
 }
+
+/** Untrusted text as one line of output: control characters escaped, and newlines too. */
+export function escapeLine(text: string): string {
+  return escapeControls(text).replaceAll('\n', '\\n');
+}

@@ -1,5 +1,5 @@
 import { ERROR_CODES, type ErrorCode } from './error-codes.ts';
-import { escapeControls } from './quote-input.ts';
+import { escapeLine } from './quote-input.ts';
 
 /**
  * The one error type of reimage. Callers branch on `code`, never on message text.
@@ -112,7 +112,7 @@ export function formatEvidence(evidence: Evidence): string[] {
     const text = Array.isArray(value) ? value.join(', ') : String(value);
     // Evidence often quotes untrusted input (a path from a bundle, a field from a plan): no
     // control characters reach the operator's terminal or the log, and one line stays one line.
-    lines.push(`${key}: ${escapeControls(text).replaceAll('\n', '\\n')}`);
+    lines.push(`${key}: ${escapeLine(text)}`);
   }
   return lines;
 }

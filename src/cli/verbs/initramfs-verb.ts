@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { escapeControls } from '../../core/quote-input.ts';
+import { escapeLine } from '../../core/quote-input.ts';
 import { WRITER_TOOLS } from '../../image/index.ts';
 import { buildInitramfs, formatInitramfsSummary, listInitramfsFile } from '../../initramfs/index.ts';
 import { RUNNER_TOOLS } from '../../runner/runtime-tools.ts';
@@ -82,15 +82,10 @@ async function build(context: VerbContext, args: ParsedArguments): Promise<numbe
   return 0;
 }
 
-/** A member's name as listed: an archive is untrusted input, so control characters and newlines are escaped. */
-function listed(name: string): string {
-  return escapeControls(name).replaceAll('\n', '\\n');
-}
-
 async function list(context: VerbContext, args: ParsedArguments): Promise<number> {
   for (const member of listInitramfsFile(await readFile(args.required('FILE')))) {
     context.stdout.write(
-      `${member.mode.toString(8).padStart(7, '0')} ${String(member.sizeBytes).padStart(10)} ${listed(member.path)}${member.linkTarget === undefined ? '' : ` -> ${listed(member.linkTarget)}`}\n`,
+      `${member.mode.toString(8).padStart(7, '0')} ${String(member.sizeBytes).padStart(10)} ${escapeLine(member.path)}${member.linkTarget === undefined ? '' : ` -> ${escapeLine(member.linkTarget)}`}\n`,
     );
   }
   return 0;
