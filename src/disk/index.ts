@@ -1,12 +1,10 @@
 export {
   checkImageFits,
   dropBlockDeviceCache,
-  findTargetUsers,
   inspectTarget,
   refuseBusyTarget,
   rereadPartitionTable,
   type TargetInfo,
-  targetBusy,
   zeroRange,
 } from './block-device.ts';
 export { attachLoopDevice, type LoopDevice } from './loop-device.ts';
@@ -19,7 +17,6 @@ export {
   refreshPartitions,
   resolvePartition,
 } from './partitions.ts';
-export { FILE_LOGICAL_BLOCK_BYTES, SYSFS_SECTOR_BYTES } from './sector-bytes.ts';
 export {
   closeTarget,
   type OpenedTarget,

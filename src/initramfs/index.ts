@@ -1,6 +1,5 @@
 export { type BuildInitramfsOptions, buildInitramfs } from './build-initramfs.ts';
 export { DEFAULT_LIBRARY_DIRS, type ElfDynamicInfo, readElfDynamicInfo, sharedLibraryClosure } from './elf-closure.ts';
-export { BUSYBOX_PATH } from './find-busybox.ts';
 export { findFirmware } from './find-firmware.ts';
 export { STORAGE_MODULES } from './find-kernel-files.ts';
 export { formatInitramfsSummary } from './format-summary.ts';
