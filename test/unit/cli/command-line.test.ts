@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type CommandSpec, helpText, parseCommandLine, usageLine } from '../../../src/cli/command-line.ts';
 import { VERBS } from '../../../src/cli/verbs/index.ts';
@@ -127,6 +129,40 @@ describe('every command of reimage', () => {
         }
       }
     }
+  });
+});
+
+describe('paths the parser checks', () => {
+  const pathSpec: CommandSpec = {
+    ...spec,
+    positionals: [],
+    options: [
+      { name: 'in', value: 'FILE', help: 'i', mustExist: 'file' },
+      { name: 'out', value: 'FILE', help: 'o', mustExist: 'new-file' },
+    ],
+  };
+  function pathMessage(argv: string[]): string {
+    try {
+      parseCommandLine(pathSpec, argv);
+    } catch (e) {
+      assert.ok(e instanceof ReimageError, String(e));
+      assert.equal(e.code, 'REIMAGE_CLI_FILE_NOT_FOUND');
+      return e.message;
+    }
+    assert.fail(`${JSON.stringify(argv)} was accepted`);
+  }
+
+  it('accepts an output file whose directory exists, and refuses one whose directory does not', () => {
+    parseCommandLine(pathSpec, ['--out', join(tmpdir(), 'reimage-new-file.tar')]);
+    assert.match(
+      pathMessage(['--out', '/nonexistent-dir/x.tar']),
+      /--out "\/nonexistent-dir\/x\.tar" is to go into \/nonexistent-dir, which does not exist/,
+    );
+  });
+
+  it('names a path it cannot reach (not a bug with a stack trace)', () => {
+    // ENAMETOOLONG from stat: one path component longer than any filesystem allows.
+    assert.match(pathMessage(['--in', `/${'x'.repeat(300)}`]), /cannot be reached \(ENAMETOOLONG\)/);
   });
 });
 
