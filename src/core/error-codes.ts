@@ -346,6 +346,63 @@ export const ERROR_CODES = {
     meaning: 'the run was stopped by a signal (Ctrl-C, SIGTERM)',
   },
 
+  // Arming a disk, disarming it, its status (src/arm/).
+  REIMAGE_ARM_OFFLINE_NEEDS_KERNEL: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'a disk image file was armed without --kernel and --modules (there is no running kernel of that disk)',
+  },
+  REIMAGE_ARM_KERNEL_UNUSABLE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the recovery kernel is not a bzImage, cannot run Node 24 (Linux < 4.18), or its modules directory is missing',
+  },
+  REIMAGE_ARM_DISK_UNSUPPORTED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the disk has no msdos or GPT table, or sectors other than 512 bytes (the BIOS recovery path needs both)',
+  },
+  REIMAGE_ARM_LAYOUT_INVALID: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "the new image does not fit the disk, or the plan's restore mounts name partitions the new image lacks",
+  },
+  REIMAGE_ARM_NO_REFUGE_ROOM: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'no old filesystem has enough room that the new image leaves alone until the commit',
+  },
+  REIMAGE_ARM_REFUGE_MOVED: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: "the refuge file's extents changed while arm wrote it; it was removed",
+  },
+  REIMAGE_ARM_READBACK_MISMATCH: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: 'what arm wrote reads back different from the raw disk',
+  },
+  REIMAGE_ARM_BOOT_SECTOR_CHANGED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'LBA 0 is not what arm saved or wrote (a boot loader was installed since); it was not written',
+  },
+  REIMAGE_ARM_NEEDS_ROOT: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'arm, disarm and status read and write raw disks and mount filesystems: they need root',
+  },
+  REIMAGE_NOT_ARMED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'disarm found no arm on the disk (LBA 0 does not boot a reimage refuge)',
+  },
+  REIMAGE_DISARM_REFUSED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the armed run has started writing the disk: disarming now would leave neither OS; let it finish',
+  },
+
   // The armed run's journal (src/boot/).
   REIMAGE_JOURNAL_UNREADABLE: {
     exitClass: 'refusedUntouched',

@@ -2,6 +2,8 @@ export {
   checkImageFits,
   dropBlockDeviceCache,
   inspectTarget,
+  type MountEntry,
+  parseMountInfo,
   refuseBusyTarget,
   rereadPartitionTable,
   type TargetInfo,
@@ -26,3 +28,4 @@ export {
   syncTarget,
   writeAt,
 } from './target-handle.ts';
+export { replaceSector } from './replace-sector.ts';

@@ -72,7 +72,7 @@ interface WasmGlobal {
  * Probing alignment with a read is not enough on its own: a read of a hole (a sparse file)
  * builds no I/O and passes at any address, then the writes fail with EINVAL.
  */
-function pageAlignedBuffer(bytes: number): Buffer | undefined {
+export function pageAlignedBuffer(bytes: number): Buffer | undefined {
   try {
     // The project's TypeScript libs do not declare WebAssembly; Node has it.
     const wasm = (globalThis as unknown as { WebAssembly?: WasmGlobal }).WebAssembly;

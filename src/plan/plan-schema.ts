@@ -69,6 +69,11 @@ export const planSchema = z.strictObject({
     logs: absolutePath,
     after: z.array(z.string().min(1)).default([]),
   }),
+  /**
+   * Where `reimage arm` keeps its refuge (the image, the recovery kernel and initramfs, the
+   * journal): an old partition. Default: the one with the most room the new image leaves alone.
+   */
+  refuge: z.strictObject({ partition: partitionRefSchema }).optional(),
   finish: z.enum(['reboot', 'poweroff'], { error: 'expected reboot or poweroff' }).default('reboot'),
 });
 

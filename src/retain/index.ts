@@ -15,3 +15,5 @@ export type { RetainRequest } from './retain-list.ts';
 export { parseRetainList } from './retain-list.ts';
 export type { Difference, VerifyOptions, VerifySummary } from './verify-bundle.ts';
 export { verifyBundle } from './verify-bundle.ts';
+export type { Selection } from './select-paths.ts';
+export { selectPaths } from './select-paths.ts';

@@ -1,4 +1,5 @@
 import type { Verb } from '../verb.ts';
+import { armVerb, disarmVerb, statusVerb } from './arm-verb.ts';
 import { demoVerb } from './demo-verb.ts';
 import { imageVerb } from './image-verb.ts';
 import { initramfsVerb } from './initramfs-verb.ts';
@@ -8,4 +9,4 @@ import { runVerb } from './run-verb.ts';
 import { writeVerb } from './write-verb.ts';
 
 /** Every verb of the `reimage` command, in the order `reimage --help` lists them. */
-export const VERBS: readonly Verb[] = [demoVerb, planVerb, retainVerb, imageVerb, writeVerb, initramfsVerb, runVerb];
+export const VERBS: readonly Verb[] = [demoVerb, planVerb, retainVerb, imageVerb, writeVerb, initramfsVerb, runVerb, armVerb, disarmVerb, statusVerb];

@@ -1,0 +1,100 @@
+import { open } from 'node:fs/promises';
+import { sha256ItemRaw } from '../boot/index.ts';
+import { runCommand } from '../core/run-command.ts';
+import { inspectTarget } from '../disk/index.ts';
+import { findArm } from './find-arm.ts';
+
+/** `reimage status --json`, format version 1 (docs/arm.md documents every field). */
+export interface ArmStatus {
+  readonly format: 'reimage-status';
+  readonly version: 1;
+  readonly disk: string;
+  /**
+   * not-armed: LBA 0 boots no refuge. armed: ready, nothing started. running: the recovery run is
+   * under way (stage, attempt). refused: the run refused before touching the disk. failed: the disk
+   * was touched and an attempt failed (reason). damaged: LBA 0 boots a refuge that cannot be read.
+   */
+  readonly state: 'not-armed' | 'armed' | 'running' | 'refused' | 'failed' | 'damaged';
+  readonly why?: string;
+  readonly stage?: string;
+  readonly attempt?: number;
+  readonly reason?: { readonly code: string; readonly message: string };
+  readonly armedAt?: string;
+  readonly updatedAt?: string;
+  readonly write?: { readonly durableBytes: number; readonly totalBytes: number };
+  readonly refuge?: {
+    readonly partition: number;
+    readonly coreLba: number;
+    readonly journalOffsetBytes: number;
+    readonly image: { readonly format: string; readonly sha256: string; readonly sizeBytes: number };
+    /** Items whose digest no longer matches the journal's (empty: all intact). */
+    readonly damagedItems: readonly string[];
+  };
+}
+
+/**
+ * Reads a disk's arm state, changing nothing: LBA 0, the locator, the header, the journal, and
+ * every item's digest (so an arm something has overwritten is never reported ready).
+ */
+export async function armStatus(diskPath: string): Promise<ArmStatus> {
+  const target = await inspectTarget(diskPath);
+  if (target.kind === 'block-device') {
+    // The buffer cache may hold what these sectors held before the recovery run wrote them.
+    await runCommand('blockdev', ['--flushbufs', target.realPath], { allowFailure: true });
+  }
+  const disk = await open(target.realPath, 'r');
+  try {
+    const found = await findArm(disk);
+    const base = { format: 'reimage-status', version: 1, disk: diskPath } as const;
+    if (found.kind === 'not-armed') return { ...base, state: 'not-armed', why: found.why };
+    if (found.kind === 'damaged') return { ...base, state: 'damaged', why: found.why };
+    const { state } = found.journal;
+    const damagedItems: string[] = [];
+    for (const item of found.header.items) {
+      const expected = item.sha256 === undefined ? undefined : state.refugeSha256[item.name];
+      if (expected !== undefined && (await sha256ItemRaw(disk, item)) !== expected) damagedItems.push(item.name);
+    }
+    const refugeState: ArmStatus['state'] =
+      state.stage === 'armed'
+        ? 'armed'
+        : state.stage === 'refused'
+          ? 'refused'
+          : state.stage === 'failed'
+            ? 'failed'
+            : 'running';
+    return {
+      ...base,
+      state: damagedItems.length > 0 && refugeState === 'armed' ? 'damaged' : refugeState,
+      ...(damagedItems.length > 0 ? { why: `refuge items changed since arm: ${damagedItems.join(', ')}` } : {}),
+      stage: state.stage,
+      attempt: state.attempt,
+      ...(state.reason === undefined ? {} : { reason: state.reason }),
+      armedAt: state.armedAt,
+      updatedAt: state.updatedAt,
+      ...(state.write === undefined ? {} : { write: state.write }),
+      refuge: {
+        partition: found.header.refugeFile.partitionNumber,
+        coreLba: found.coreLba,
+        journalOffsetBytes: found.locator.journalOffsetBytes,
+        image: found.header.image,
+        damagedItems,
+      },
+    };
+  } finally {
+    await disk.close();
+  }
+}
+
+/** The status as lines for a person. Pure. */
+export function formatArmStatus(status: ArmStatus): string[] {
+  const lines = [`${status.disk}: ${status.state}${status.stage === undefined ? '' : ` (stage ${status.stage}, attempt ${status.attempt ?? 0})`}`];
+  if (status.why !== undefined) lines.push(`  why:       ${status.why}`);
+  if (status.reason !== undefined) lines.push(`  reason:    ${status.reason.code}: ${status.reason.message}`);
+  if (status.armedAt !== undefined) lines.push(`  armed at:  ${status.armedAt}`);
+  if (status.write !== undefined) lines.push(`  written:   ${status.write.durableBytes} of ${status.write.totalBytes} bytes`);
+  if (status.refuge !== undefined) {
+    lines.push(`  refuge:    partition ${status.refuge.partition}, core.img at LBA ${status.refuge.coreLba}`);
+    lines.push(`  image:     ${status.refuge.image.format}, ${status.refuge.image.sizeBytes} bytes, sha256 ${status.refuge.image.sha256}`);
+  }
+  return lines;
+}
