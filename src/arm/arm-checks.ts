@@ -3,11 +3,13 @@ import { release as osRelease } from 'node:os';
 import { join } from 'node:path';
 import {
   type ByteRange,
+  checkBlockMap,
   measureRefugeRoom,
   refugeFilesystemVerdict,
 } from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { ReimageError } from '../core/reimage-error.ts';
+import { loadBlockMap } from '../image/index.ts';
 import { type Mounted, mergeRanges, resolvePartition } from '../disk/index.ts';
 import type { Plan } from '../plan/index.ts';
 import { measureBundleRoom } from './bundle-room.ts';
@@ -159,8 +161,25 @@ export async function checkOldState(o: {
       log: o.log,
       ...(o.signal === undefined ? {} : { signal: o.signal }),
     });
+    if (o.plan.image.bmap !== undefined) await checkGivenBmap(join(imageMount.dir, o.plan.image.bmap), o.plan.image.bmap, facts, o.log);
     return { imagePartition, facts, bundle };
   } finally {
     for (const mount of mounts.reverse()) await mount.unmount();
+  }
+}
+
+/**
+ * A bmap given with the image is checked against the filesystems' own map. The armed write
+ * follows the filesystems' map, so a bmap that leaves out bytes they hold (bmaptool skips inode
+ * tables mkfs never wrote) cannot make it skip data; it is said, since the plain write follows
+ * the bmap. A bmap for another image size is refused: it is not this image's.
+ */
+async function checkGivenBmap(path: string, planPath: string, facts: NewImageFacts, log: Logger): Promise<void> {
+  const bmap = await loadBlockMap(path);
+  try {
+    checkBlockMap(facts.map, bmap, planPath);
+  } catch (error) {
+    if (!(error instanceof ReimageError) || bmap.imageSizeBytes !== facts.map.imageSizeBytes) throw error;
+    log.warn(`${error.message} (The armed write follows the filesystems' own map, not the bmap.)`);
   }
 }

@@ -19,6 +19,7 @@ import {
   type RefugeCandidate,
   recoveryInputs,
 } from './arm-checks.ts';
+import { findArm } from './find-arm.ts';
 import { type FilledRefuge, fillRefuge, refugeItemRequests, refugeNeedBytes } from './fill-refuge.ts';
 import type { NewImageFacts } from './new-image-facts.ts';
 import { mountOldPartition, type OldDisk, openOldDisk } from './old-disk.ts';
@@ -135,6 +136,23 @@ async function buildRecoveryInitramfs(
   return outPath;
 }
 
+/** An armed disk is armed once: a second arm would save the recovery boot code as the "old" LBA 0. */
+async function refuseArmedAlready(disk: OldDisk): Promise<void> {
+  const handle = await open(disk.device, 'r');
+  try {
+    const found = await findArm(handle);
+    if (found.kind !== 'not-armed') {
+      throw new ReimageError(
+        'REIMAGE_ALREADY_ARMED',
+        `${disk.path} is armed already (${found.kind === 'armed' ? `stage ${found.journal.state.stage}` : found.why}). Run reimage status to see where it is, and reimage disarm before arming again. Nothing was changed.`,
+        { evidence: { disk: disk.path } },
+      );
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 async function readFirstSector(disk: OldDisk): Promise<Buffer> {
   const handle = await open(disk.device, 'r');
   try {
@@ -165,6 +183,7 @@ export async function armDisk(o: ArmOptions): Promise<ArmReport> {
         { evidence: { path: disk.path, logicalBlockSizeBytes: disk.target.logicalBlockSizeBytes } },
       );
     }
+    await refuseArmedAlready(disk);
     const inputs = await recoveryInputs({ offline: disk.offline, kernelPath: o.kernelPath, modulesDir: o.modulesDir });
     const { facts, bundle } = await checkOldState({ disk, plan, workDir: scratch, log: o.log, ...signalOf(o) });
     const initramfsPath = o.initramfsPath ?? (await buildRecoveryInitramfs(o.planPath, inputs, scratch, o.log, o.signal));

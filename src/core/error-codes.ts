@@ -392,6 +392,11 @@ export const ERROR_CODES = {
     retryable: false,
     meaning: 'arm, disarm and status read and write raw disks and mount filesystems: they need root',
   },
+  REIMAGE_ALREADY_ARMED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the disk is armed already (or holds a damaged arm): disarm it before arming again',
+  },
   REIMAGE_NOT_ARMED: {
     exitClass: 'refusedUntouched',
     retryable: false,
