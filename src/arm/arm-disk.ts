@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CORE_ROOM_BYTES, GRUB_SECTOR_BYTES, patchBootSector, readGrubBootImage, releaseRefugeFile } from '../boot/index.ts';
+import { CORE_ROOM_BYTES, encodeMapItem, GRUB_SECTOR_BYTES, patchBootSector, readGrubBootImage, releaseRefugeFile } from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import { readAt, replaceSector } from '../disk/index.ts';
@@ -88,17 +88,17 @@ function candidateRows(candidates: readonly RefugeCandidate[]): ArmReport['candi
   }));
 }
 
-/** The map as the recovery run reads it: the ranges to write and the partitions it mounts read-write. */
+/** The map as the recovery run reads it (src/boot/refuge-map-item.ts). */
 function mapItem(facts: NewImageFacts): Buffer {
-  return Buffer.from(
-    `${JSON.stringify({
-      format: 1,
-      imageSizeBytes: facts.sizeBytes,
-      table: facts.table.kind,
-      ranges: facts.map.ranges.map((range) => [range.offsetBytes, range.lengthBytes]),
-      writablePartitions: facts.writablePartitions,
-    })}\n`,
-  );
+  return encodeMapItem({
+    format: 1,
+    imageSizeBytes: facts.sizeBytes,
+    table: facts.table.kind,
+    partitions: facts.table.partitions.map((p) => ({ number: p.number, startBytes: p.startBytes, sizeBytes: p.sizeBytes })),
+    ranges: facts.map.ranges,
+    writablePartitions: facts.writablePartitions,
+    firstSector: facts.firstSector.toString('base64'),
+  });
 }
 
 function noRoom(needBytes: number, candidates: readonly RefugeCandidate[], diskPath: string): ReimageError {

@@ -19,6 +19,8 @@ export interface NewImageFacts {
   readonly table: PartitionTable;
   /** The bytes the armed write writes, from the new filesystems' allocation (never zero runs). */
   readonly map: DiskMap;
+  /** The new image's first 512 bytes: the commit writes them last. */
+  readonly firstSector: Buffer;
   /** New partitions mounted read-write before the commit (restore.mounts), with their filesystem. */
   readonly writablePartitions: readonly { readonly number: number; readonly filesystem: string | undefined }[];
 }
@@ -94,10 +96,12 @@ export async function learnNewImage(o: {
     });
     const file = await open(decodedPath, 'r+');
     let table: PartitionTable;
+    const firstSector = Buffer.alloc(512);
     try {
       await file.truncate(summary.imageSizeBytes);
       const head = Buffer.alloc(Math.min(TABLE_HEAD_BYTES, summary.imageSizeBytes));
       await readAt(file, head, 0);
+      head.copy(firstSector, 0, 0, 512);
       table = parsePartitionTable(head, summary.imageSizeBytes);
     } finally {
       await file.close();
@@ -115,6 +119,7 @@ export async function learnNewImage(o: {
       sizeBytes: summary.imageSizeBytes,
       table,
       map,
+      firstSector,
       writablePartitions,
     };
   } catch (error) {
