@@ -42,10 +42,12 @@ export async function mountReadOnly(device: string, dir: string, log: Logger): P
   };
 }
 
-/** Mounts `device` read-write at `dir` (creating `dir`). */
-export async function mountReadWrite(device: string, dir: string): Promise<Mounted> {
+/** Mounts `device` read-write at `dir` (creating `dir`), with mount(8) `options` if given. */
+export async function mountReadWrite(device: string, dir: string, options?: string): Promise<Mounted> {
   await mkdir(dir, { recursive: true });
-  const result = await runCommand('mount', [device, dir], { allowFailure: true });
+  const result = await runCommand('mount', [...(options === undefined ? [] : ['-o', options]), device, dir], {
+    allowFailure: true,
+  });
   if (result.exitCode !== 0) {
     throw new ReimageError(
       'REIMAGE_DISK_MOUNT_FAILED',

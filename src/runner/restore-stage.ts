@@ -3,7 +3,7 @@ import type { Logger } from '../core/logger.ts';
 import type { OnProgress } from '../core/progress.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
-import { type Mounted, mountReadWrite, resolvePartition } from '../disk/index.ts';
+import { type Mounted, mountReadWrite } from '../disk/index.ts';
 import type { Plan } from '../plan/index.ts';
 import { type RestoreSummary, restoreBundle, type VerifySummary, verifyBundle } from '../retain/index.ts';
 
@@ -21,7 +21,10 @@ export interface RestoreStageResult {
  */
 export async function restoreStage(o: {
   plan: Plan;
-  diskDevice: string;
+  /** The device of a new partition a restore mount names (on the disk, or a loop at its offset). */
+  partitionDevice: (ref: Plan['restore']['mounts'][number]['partition'], field: string) => Promise<string>;
+  /** Mount options for the new partitions (the armed run's keep the refuge safe). */
+  mountOptions?: string;
   workDir: string;
   bundlePath: string;
   mounts: Mounted[];
@@ -29,11 +32,11 @@ export async function restoreStage(o: {
   onProgress: OnProgress;
   signal: AbortSignal | undefined;
 }): Promise<RestoreStageResult> {
-  const { plan, diskDevice, bundlePath, mounts, log, onProgress, signal } = o;
+  const { plan, bundlePath, mounts, log, onProgress, signal } = o;
   const newRoot = join(o.workDir, 'new-root');
   for (const [index, mount] of plan.restore.mounts.entries()) {
-    const device = await resolvePartition(diskDevice, mount.partition, { field: `restore.mounts[${index}].partition` });
-    mounts.push(await mountReadWrite(device, join(newRoot, mount.at)));
+    const device = await o.partitionDevice(mount.partition, `restore.mounts[${index}].partition`);
+    mounts.push(await mountReadWrite(device, join(newRoot, mount.at), o.mountOptions));
     log.info(`mounted ${device} at ${mount.at}`);
   }
   const restore = await restoreBundle({

@@ -6,7 +6,7 @@ import { isAbortError } from '../core/exit-codes.ts';
 import { ignoreProgress, type OnProgress } from '../core/progress.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
-import { attachLoopDevice, type Mounted, type PartitionInfo } from '../disk/index.ts';
+import { attachLoopDevice, type Mounted, type PartitionInfo, resolvePartition } from '../disk/index.ts';
 import { describePlan, type Plan } from '../plan/index.ts';
 import { type CaptureStageResult, captureStage } from './capture-stage.ts';
 import { Journal, type StageName } from './journal.ts';
@@ -186,7 +186,7 @@ export async function runPlan(options: RunPlanOptions): Promise<RunReport> {
         log.info(`stage 3/3 restore: mounting the new layout (attempt ${attempt} of ${maxAttempts})`);
         return restoreStage({
           plan,
-          diskDevice,
+          partitionDevice: (ref, field) => resolvePartition(diskDevice, ref, { field }),
           workDir,
           bundlePath: captured.bundlePath,
           mounts,

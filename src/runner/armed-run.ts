@@ -1,0 +1,465 @@
+import { createHash } from 'node:crypto';
+import { type FileHandle, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import {
+  decodeMapItem,
+  type JournalStage,
+  type MapItem,
+  NEW_EXT_MOUNT_OPTIONS,
+  protectExtBlocks,
+  readBundleRaw,
+  readItemRaw,
+  readJournal,
+  type RefugeHeader,
+  type RefugeHeaderItem,
+  releaseExtBlocks,
+  sha256ItemRaw,
+  wipeItemRaw,
+  writeBundleRaw,
+} from '../boot/index.ts';
+import { ignoreProgress, type OnProgress } from '../core/progress.ts';
+import { isReimageError, ReimageError } from '../core/reimage-error.ts';
+import { runCommand } from '../core/run-command.ts';
+import {
+  attachLoopAt,
+  type ByteRange,
+  inspectTarget,
+  type LoopDevice,
+  type Mounted,
+  mountReadOnly,
+  probeFilesystem,
+  replaceSector,
+  resolvePartition,
+} from '../disk/index.ts';
+import { commitFirstSector, writeMappedRanges } from '../image/index.ts';
+import { parsePlan, type Plan } from '../plan/index.ts';
+import { captureBundle } from '../retain/index.ts';
+import { type ArmedDisk, findArmedDisk } from './armed-disk.ts';
+import { ArmedJournal } from './armed-journal.ts';
+import { restoreStage, runAfterHooks } from './restore-stage.ts';
+import type { RunLog } from './run-log.ts';
+import { unmountAll } from './unmount-all.ts';
+
+const SECTOR_BYTES = 512;
+/** Stages before the first destructive write: a refusal there disarms and boots the old OS. */
+const UNTOUCHED: readonly JournalStage[] = ['armed', 'capturing', 'bundle-persisted'];
+const PROTECTABLE = new Set(['ext2', 'ext3', 'ext4']);
+
+export interface ArmedRunOptions {
+  /** The kernel command line (/proc/cmdline): reimage.refuge= and reimage.disk= say where to look. */
+  readonly cmdline: string;
+  /** The plan's disk baked into /init: tried first, checked like any other. */
+  readonly diskHint?: string;
+  /** RAM (the initramfs's tmpfs): the image, the bundle, the log. */
+  readonly workDir: string;
+  readonly log: RunLog;
+  readonly onProgress?: OnProgress;
+  readonly signal?: AbortSignal;
+  readonly extraLogFiles?: readonly string[];
+}
+
+/** What an armed run reports, into report.json of the new root like a plain run's. */
+export interface ArmedRunReport {
+  readonly result: 'ok';
+  readonly mode: 'armed';
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly host: string;
+  readonly disk: string;
+  readonly attempt: number;
+  /** The stage this boot started from (armed on the first, later after a power cut). */
+  readonly resumedFrom: JournalStage;
+  readonly image: RefugeHeader['image'];
+  readonly mappedBytes: number;
+  readonly bytesWritten: number;
+  readonly entriesRestored: number;
+  readonly entriesVerified: number;
+  readonly finish: Plan['finish'];
+}
+
+function item(header: RefugeHeader, name: RefugeHeaderItem['name']): RefugeHeaderItem {
+  const found = header.items.find((candidate) => candidate.name === name);
+  if (found === undefined) {
+    throw new ReimageError('REIMAGE_REFUGE_DAMAGED', `The refuge header lists no ${name}; arm writes one. Disarm and arm again.`, {
+      evidence: { item: name },
+    });
+  }
+  return found;
+}
+
+/** Ranges intersected with [start, start+size), made relative to start. Pure. */
+export function rangesWithin(ranges: readonly ByteRange[], startBytes: number, sizeBytes: number): ByteRange[] {
+  const out: ByteRange[] = [];
+  for (const range of ranges) {
+    const from = Math.max(range.offsetBytes, startBytes);
+    const to = Math.min(range.offsetBytes + range.lengthBytes, startBytes + sizeBytes);
+    if (to > from) out.push({ offsetBytes: from - startBytes, lengthBytes: to - from });
+  }
+  return out;
+}
+
+/**
+ * The armed run, from the recovery initramfs: finds the disk and refuge from the command line,
+ * trusts nothing whose digest does not match the journal, and goes on from the journal's stage —
+ * capture and persist the bundle, write the mapped ranges with durable progress, restore through
+ * the new partitions at their offsets, wipe the bundle, commit LBA 0, release. Every step is
+ * recorded before it is acted on and is idempotent, so a power cut anywhere resumes here on the
+ * next boot and ends as an uncut run would. A refusal before the first destructive write
+ * disarms (the old LBA 0 back) and the old OS boots.
+ */
+export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
+  const { log } = o;
+  const onProgress = o.onProgress ?? ignoreProgress;
+  const startedAt = new Date();
+  await mkdir(o.workDir, { recursive: true, mode: 0o700 });
+  const found = await findArmedDisk({ cmdline: o.cmdline, hint: o.diskHint, log });
+  const disk = await open(found.device, 'r+');
+  try {
+    const journal = await openJournal(disk, found);
+    const resumedFrom = journal.state.stage;
+    log.info(`journal: stage ${resumedFrom}, attempt ${journal.state.attempt}`);
+    if (resumedFrom === 'released' || resumedFrom === 'refused') {
+      throw new ReimageError(
+        'REIMAGE_ARMED_RUN_OVER',
+        `The armed run on ${found.device} is over (stage ${resumedFrom}), yet this boot came through the recovery path: LBA 0 was not given back. Nothing was changed.`,
+        { evidence: { stage: resumedFrom }, targetState: 'unknown' },
+      );
+    }
+    try {
+      await checkRefugeDigests(disk, found.header, journal, log);
+      await journal.record({ type: 'begin-attempt' });
+      const plan = await readPlanItem(disk, found.header);
+      const map = decodeMapItem(await readItemRaw(disk, item(found.header, 'map')));
+      const context: RunContext = { o, found, disk, journal, plan, map, onProgress };
+      const bundlePath = await ensureBundlePersisted(context);
+      const bytesWritten = await ensureWritten(context);
+      const restored = await ensureRestored(context, bundlePath, { startedAt, resumedFrom, bytesWritten });
+      await ensureBundleWiped(context);
+      await ensureCommitted(context);
+      await ensureReleased(context);
+      log.info(`reimage complete (armed run) in ${((Date.now() - startedAt.getTime()) / 1000).toFixed(1)} s; finish: ${plan.finish}`);
+      return restored;
+    } catch (error) {
+      await recordEnd(disk, found, journal, error, log);
+      throw error;
+    }
+  } finally {
+    await disk.close();
+    await rm(join(o.workDir, 'retain.tar'), { force: true });
+    await rm(join(o.workDir, 'image'), { force: true });
+  }
+}
+
+interface RunContext {
+  readonly o: ArmedRunOptions;
+  readonly found: ArmedDisk;
+  readonly disk: FileHandle;
+  readonly journal: ArmedJournal;
+  readonly plan: Plan;
+  readonly map: MapItem;
+  readonly onProgress: OnProgress;
+}
+
+async function openJournal(disk: FileHandle, found: ArmedDisk): Promise<ArmedJournal> {
+  const location = { offsetBytes: found.journalOffsetBytes, journalId: Buffer.from(found.header.journalId, 'hex') };
+  const read = await readJournal(disk, location);
+  if (!read.trusted) {
+    throw new ReimageError(
+      'REIMAGE_JOURNAL_UNTRUSTED',
+      `No journal slot on ${found.device} can be trusted (slot 0: ${read.slots[0].rejection}, slot 1: ${read.slots[1].rejection}): where the run is cannot be known, so nothing is done.`,
+      { evidence: { device: found.device }, targetState: 'unknown' },
+    );
+  }
+  return new ArmedJournal(disk, location, read.state);
+}
+
+/** Every refuge item (and the header) must match the digests the journal holds, before anything is used. */
+async function checkRefugeDigests(disk: FileHandle, header: RefugeHeader, journal: ArmedJournal, log: RunLog): Promise<void> {
+  const { refugeSha256 } = journal.state;
+  const damaged: string[] = [];
+  const headerBytes = header; // decoded already; its own frame digest was checked by decodeRefugeHeader
+  void headerBytes;
+  for (const entry of header.items) {
+    const expected = refugeSha256[entry.name];
+    if (entry.name === 'bundle' || expected === undefined) continue;
+    if ((await sha256ItemRaw(disk, entry)) !== expected) damaged.push(entry.name);
+  }
+  if (damaged.length > 0) {
+    throw new ReimageError(
+      'REIMAGE_REFUGE_DAMAGED',
+      `The refuge's ${damaged.join(', ')} no longer match their digests in the journal: something wrote into the refuge.`,
+      { evidence: { items: damaged } },
+    );
+  }
+  log.info(`refuge intact: ${header.items.length - 1} items match their digests`);
+}
+
+async function readPlanItem(disk: FileHandle, header: RefugeHeader): Promise<Plan> {
+  const text = (await readItemRaw(disk, item(header, 'plan'))).toString('utf8');
+  const parsed = parsePlan(text);
+  if (parsed.plan === undefined) {
+    throw new ReimageError('REIMAGE_REFUGE_DAMAGED', "The refuge's plan is not a valid plan; arm wrote one. Disarm and arm again.", {
+      evidence: { item: 'plan' },
+    });
+  }
+  return parsed.plan;
+}
+
+/** Step 1: capture from the untouched old disk into the refuge; on a later boot, read it back. */
+async function ensureBundlePersisted(c: RunContext): Promise<string> {
+  const { journal, disk, found, o } = c;
+  const bundleItem = item(found.header, 'bundle');
+  const bundlePath = join(o.workDir, 'retain.tar');
+  if (journal.state.stage === 'armed' || journal.state.stage === 'capturing') {
+    await journal.record({ type: 'capture-started' });
+    o.log.info('step 1/6 capture: the old system, read-only, into the refuge');
+    const mounts: Mounted[] = [];
+    try {
+      const device = await resolvePartition(found.device, c.plan.retain.partition, { field: 'retain.partition' });
+      const root = await mountReadOnly(device, join(o.workDir, 'old-root'), o.log);
+      mounts.push(root);
+      await captureBundle({
+        root: root.dir,
+        requests: c.plan.retain.paths.map((entry) =>
+          typeof entry === 'string' ? { pattern: entry, optional: false } : { pattern: entry.path, optional: entry.optional },
+        ),
+        bundlePath,
+        log: o.log,
+        ...(o.signal === undefined ? {} : { signal: o.signal }),
+        onProgress: c.onProgress,
+      });
+    } finally {
+      await unmountAll(mounts);
+    }
+    const bundleSha256 = await writeBundleRaw(disk, bundleItem, await readFile(bundlePath));
+    await journal.record({ type: 'bundle-persisted', bundleSha256 });
+    o.log.info('retention bundle persisted in the refuge and flushed');
+    return bundlePath;
+  }
+  const bundle = await readBundleRaw(disk, bundleItem);
+  const sha256 = bundle === undefined ? undefined : createHash('sha256').update(bundle).digest('hex');
+  if (bundle === undefined || sha256 !== journal.state.bundleSha256) {
+    throw new ReimageError(
+      'REIMAGE_REFUGE_DAMAGED',
+      "The retention bundle in the refuge does not match the journal's digest; the machine's state cannot be restored from it.",
+      { evidence: { item: 'bundle' }, targetState: UNTOUCHED.includes(journal.state.stage) ? 'untouched' : 'changed' },
+    );
+  }
+  await writeFile(bundlePath, bundle, { mode: 0o600 });
+  o.log.info('retention bundle read back from the refuge (persisted by an earlier boot)');
+  return bundlePath;
+}
+
+/** Step 2: the mapped ranges of the new image, all but LBA 0, progress durable in the journal. */
+async function ensureWritten(c: RunContext): Promise<number> {
+  const { journal, disk, found, o, map } = c;
+  if (journal.state.stage === 'bundle-persisted') {
+    const totalBytes = map.ranges.reduce((sum, range) => sum + range.lengthBytes, 0);
+    await journal.record({ type: 'write-started', totalBytes });
+  }
+  if (journal.state.stage !== 'writing') return 0;
+  const imagePath = join(o.workDir, 'image');
+  await writeFile(imagePath, await readItemRaw(disk, item(found.header, 'image')), { mode: 0o600 });
+  const durableBytes = journal.state.write?.durableBytes ?? 0;
+  o.log.info(`step 2/6 write: ${map.ranges.length} mapped ranges onto ${found.device}, from byte ${durableBytes} of the mapped bytes`);
+  const result = await writeMappedRanges({
+    imagePath,
+    target: found.device,
+    ranges: map.ranges,
+    durableBytes,
+    onDurable: async (bytes) => {
+      if (bytes > (journal.state.write?.durableBytes ?? 0)) await journal.record({ type: 'write-progress', durableBytes: bytes });
+    },
+    ...(o.signal === undefined ? {} : { signal: o.signal }),
+    onProgress: c.onProgress,
+  });
+  await journal.record({ type: 'write-done' });
+  o.log.info(`wrote ${result.bytesWritten} bytes of ${result.totalBytes} mapped`);
+  return result.bytesWritten;
+}
+
+/** Loop devices over the new partitions the restore mounts, at their offsets in the new table. */
+async function attachNewPartitions(c: RunContext): Promise<Map<number, LoopDevice>> {
+  const loops = new Map<number, LoopDevice>();
+  for (const writable of c.map.writablePartitions) {
+    const partition = c.map.partitions.find((p) => p.number === writable.number);
+    if (partition === undefined) throw new Error(`armed run: the map has no partition ${writable.number}`);
+    loops.set(writable.number, await attachLoopAt(c.found.device, { offsetBytes: partition.startBytes, sizeBytes: partition.sizeBytes }));
+  }
+  return loops;
+}
+
+/** The refuge's bytes inside one new partition (relative to its start), journal and header included. */
+function refugeRangesIn(c: RunContext, partitionNumber: number): ByteRange[] {
+  const partition = c.map.partitions.find((p) => p.number === partitionNumber);
+  if (partition === undefined) return [];
+  const all: ByteRange[] = [
+    { offsetBytes: c.found.journalOffsetBytes, lengthBytes: c.found.cmdline.refuge.sectorCount * SECTOR_BYTES },
+    ...c.found.header.items.flatMap((entry) => entry.ranges),
+  ];
+  return rangesWithin(all, partition.startBytes, partition.sizeBytes);
+}
+
+/** Step 3: protect the refuge in writable ext partitions, mount, restore, verify, hooks once, logs. */
+async function ensureRestored(
+  c: RunContext,
+  bundlePath: string,
+  facts: { startedAt: Date; resumedFrom: JournalStage; bytesWritten: number },
+): Promise<ArmedRunReport> {
+  const { journal, o, plan, map } = c;
+  const report = (restored: number, verified: number): ArmedRunReport => ({
+    result: 'ok',
+    mode: 'armed',
+    startedAt: facts.startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    host: hostname(),
+    disk: c.found.device,
+    attempt: journal.state.attempt,
+    resumedFrom: facts.resumedFrom,
+    image: c.found.header.image,
+    mappedBytes: map.ranges.reduce((sum, range) => sum + range.lengthBytes, 0),
+    bytesWritten: facts.bytesWritten,
+    entriesRestored: restored,
+    entriesVerified: verified,
+    finish: plan.finish,
+  });
+  if (!['written', 'restored', 'hooks-started'].includes(journal.state.stage)) return report(0, 0);
+  o.log.info('step 3/6 restore: the new partitions at their offsets, the refuge kept safe in them');
+  const loops = await attachNewPartitions(c);
+  const mounts: Mounted[] = [];
+  try {
+    for (const [number, loop] of loops) {
+      const filesystem = (await probeFilesystem(loop.device)).TYPE;
+      const inside = refugeRangesIn(c, number);
+      if (inside.length === 0) continue;
+      if (filesystem === undefined || !PROTECTABLE.has(filesystem)) {
+        throw new Error(`armed run: the refuge lies inside partition ${number} (${filesystem ?? 'no filesystem'}), which arm excludes`);
+      }
+      const protectedBlocks = await protectExtBlocks(loop.device, inside);
+      o.log.info(`partition ${number}: ${protectedBlocks.blocks} refuge blocks marked in use (bad-block list)`);
+    }
+    let restored = 0;
+    let verified = 0;
+    const partitionDevice = async (ref: Plan['restore']['mounts'][number]['partition'], field: string): Promise<string> => {
+      for (const [number, loop] of loops) {
+        if (typeof ref === 'number' ? ref === number : await matchesLabelOrUuid(loop.device, ref)) return loop.device;
+      }
+      throw new ReimageError('REIMAGE_DISK_PARTITION_NOT_FOUND', `The new image has no partition for ${field}.`, {
+        evidence: { field },
+        targetTouched: true,
+      });
+    };
+    const newRoot = join(o.workDir, 'new-root');
+    if (journal.state.stage === 'written') {
+      const result = await restoreStage({
+        plan,
+        partitionDevice,
+        mountOptions: NEW_EXT_MOUNT_OPTIONS,
+        workDir: o.workDir,
+        bundlePath,
+        mounts,
+        log: o.log,
+        onProgress: c.onProgress,
+        signal: o.signal,
+      });
+      restored = result.restore.entriesRestored;
+      verified = result.verify.entriesChecked;
+      await journal.record({ type: 'restored' });
+    } else {
+      for (const [index, mount] of plan.restore.mounts.entries()) {
+        const { mountReadWrite } = await import('../disk/index.ts');
+        mounts.push(await mountReadWrite(await partitionDevice(mount.partition, `restore.mounts[${index}].partition`), join(newRoot, mount.at), NEW_EXT_MOUNT_OPTIONS));
+      }
+    }
+    if (journal.state.stage === 'restored') {
+      await journal.record({ type: 'hooks-started' });
+      await runAfterHooks({ plan, newRoot, log: o.log, signal: o.signal });
+    } else {
+      o.log.warn('the after-hooks had started before a power cut; they are not run twice');
+    }
+    const final = report(restored, verified);
+    const logsDir = join(newRoot, plan.restore.logs);
+    await mkdir(logsDir, { recursive: true });
+    await writeFile(join(logsDir, 'report.json'), `${JSON.stringify(final, null, 2)}\n`);
+    for (const file of [o.log.file, ...(o.extraLogFiles ?? [])]) {
+      await writeFile(join(logsDir, file.split('/').at(-1) ?? 'log'), await readFile(file)).catch(() => undefined);
+    }
+    await unmountAll(mounts);
+    await runCommand('sync', []);
+    await journal.record({ type: 'hooks-done' });
+    return final;
+  } finally {
+    await unmountAll(mounts).catch(() => undefined);
+    for (const loop of loops.values()) await loop.detach();
+  }
+}
+
+async function matchesLabelOrUuid(device: string, ref: { label: string } | { uuid: string }): Promise<boolean> {
+  const fields = await probeFilesystem(device);
+  return 'label' in ref ? fields.LABEL === ref.label : fields.UUID?.toLowerCase() === ref.uuid.toLowerCase();
+}
+
+/** Step 4: the bundle (private keys) leaves the refuge before the commit; the rest is checked again. */
+async function ensureBundleWiped(c: RunContext): Promise<void> {
+  if (c.journal.state.stage !== 'hooks-done') return;
+  c.o.log.info('step 4/6 wipe: the retention bundle leaves the refuge');
+  await wipeItemRaw(c.disk, item(c.found.header, 'bundle'));
+  await checkRefugeDigests(c.disk, c.found.header, c.journal, c.o.log);
+  await c.journal.record({ type: 'bundle-wiped' });
+}
+
+/** Step 5: the commit — the new image's LBA 0, one sector, flushed. */
+async function ensureCommitted(c: RunContext): Promise<void> {
+  if (c.journal.state.stage !== 'bundle-wiped') return;
+  c.o.log.info('step 5/6 commit: the new LBA 0');
+  const target = await inspectTarget(c.found.device);
+  await commitFirstSector(target, Buffer.from(c.map.firstSector, 'base64'), { log: c.o.log });
+  await c.journal.record({ type: 'committed' });
+}
+
+/** Step 6: the refuge's blocks inside new ext partitions are given back to them. */
+async function ensureReleased(c: RunContext): Promise<void> {
+  if (c.journal.state.stage !== 'committed') return;
+  c.o.log.info('step 6/6 release: the refuge\'s blocks go back to the new filesystems');
+  const loops = await attachNewPartitions(c);
+  try {
+    for (const [number, loop] of loops) {
+      const inside = refugeRangesIn(c, number);
+      if (inside.length === 0) continue;
+      if (!PROTECTABLE.has((await probeFilesystem(loop.device)).TYPE ?? '')) continue;
+      await releaseExtBlocks(loop.device, inside);
+    }
+  } finally {
+    for (const loop of loops.values()) await loop.detach();
+  }
+  await c.journal.record({ type: 'released' });
+}
+
+/**
+ * After a failure: before the first destructive write it is a refusal — the journal says why, the
+ * old LBA 0 goes back, and the old OS boots (exit 3); after it, the journal records the failure
+ * and where a retry resumes (exit 4: /init stays, the next boot resumes).
+ */
+async function recordEnd(disk: FileHandle, found: ArmedDisk, journal: ArmedJournal, error: unknown, log: RunLog): Promise<void> {
+  const reason = {
+    code: isReimageError(error) ? error.code : 'REIMAGE_RUN_FAILED',
+    message: (error instanceof Error ? error.message : String(error)).slice(0, 256),
+  };
+  try {
+    if (UNTOUCHED.includes(journal.state.stage)) {
+      await journal.record({ type: 'refuse', reason });
+      const saved = (await readItemRaw(disk, item(found.header, 'old-lba0'))).subarray(0, SECTOR_BYTES);
+      const current = Buffer.alloc(SECTOR_BYTES);
+      await disk.read(current, 0, SECTOR_BYTES, 0);
+      await wipeItemRaw(disk, item(found.header, 'bundle'));
+      await replaceSector({ path: found.device, kind: 'block-device', offsetBytes: 0, expected: current, next: saved });
+      log.warn(`refused before the disk was touched (${reason.code}); the old LBA 0 is back: the old OS boots next`);
+    } else if (journal.state.stage !== 'failed' && journal.state.stage !== 'committed' && journal.state.stage !== 'released') {
+      await journal.record({ type: 'fail', reason });
+      log.warn(`failed at stage ${journal.state.failedAt ?? '?'} (${reason.code}); the next boot resumes there`);
+    }
+  } catch (recordError) {
+    log.warn(`could not record the end of the run: ${String(recordError)}`);
+  }
+}
