@@ -397,6 +397,26 @@ export const ERROR_CODES = {
     retryable: false,
     meaning: 'the disk is armed already (or holds a damaged arm): disarm it before arming again',
   },
+  REIMAGE_ARMED_DISK_NOT_FOUND: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: "the recovery boot found no disk with the armed disk's identity and refuge",
+  },
+  REIMAGE_ARMED_RUN_REFUSED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the armed run refused before the disk was touched; it disarmed, so the old OS boots next',
+  },
+  REIMAGE_ARMED_RUN_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: true,
+    meaning: 'the armed run failed after the disk was touched; the journal says where the next boot resumes',
+  },
+  REIMAGE_ARMED_RUN_OVER: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the recovery path booted although the journal says the armed run is over',
+  },
   REIMAGE_NOT_ARMED: {
     exitClass: 'refusedUntouched',
     retryable: false,

@@ -28,6 +28,7 @@ import {
   type LoopDevice,
   type Mounted,
   mountReadOnly,
+  mountReadWrite,
   probeFilesystem,
   replaceSector,
   resolvePartition,
@@ -40,6 +41,7 @@ import { ArmedJournal } from './armed-journal.ts';
 import { restoreStage, runAfterHooks } from './restore-stage.ts';
 import type { RunLog } from './run-log.ts';
 import { unmountAll } from './unmount-all.ts';
+import { markTouched } from './with-retries.ts';
 
 const SECTOR_BYTES = 512;
 /** Stages before the first destructive write: a refusal there disarms and boots the old OS. */
@@ -127,7 +129,7 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
       );
     }
     try {
-      await checkRefugeDigests(disk, found.header, journal, log);
+      await checkRefugeDigests(disk, found.header, found.headerBytes, journal, log);
       await journal.record({ type: 'begin-attempt' });
       const plan = await readPlanItem(disk, found.header);
       const map = decodeMapItem(await readItemRaw(disk, item(found.header, 'map')));
@@ -142,7 +144,15 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
       return restored;
     } catch (error) {
       await recordEnd(disk, found, journal, error, log);
-      throw error;
+      if (journal.state.stage === 'refused') {
+        // Disarmed: the old OS boots next, whatever the error was (exit 3 makes /init reboot).
+        throw new ReimageError(
+          'REIMAGE_ARMED_RUN_REFUSED',
+          `The armed run refused before the disk was touched: ${error instanceof Error ? error.message : String(error)} The old boot code is back; the old OS boots next.`,
+          { evidence: { code: isReimageError(error) ? error.code : 'internal' }, cause: error, targetState: 'untouched' },
+        );
+      }
+      throw markTouched(error, 'REIMAGE_ARMED_RUN_FAILED', 'The armed run failed after the disk was touched');
     }
   } finally {
     await disk.close();
@@ -175,11 +185,16 @@ async function openJournal(disk: FileHandle, found: ArmedDisk): Promise<ArmedJou
 }
 
 /** Every refuge item (and the header) must match the digests the journal holds, before anything is used. */
-async function checkRefugeDigests(disk: FileHandle, header: RefugeHeader, journal: ArmedJournal, log: RunLog): Promise<void> {
+async function checkRefugeDigests(
+  disk: FileHandle,
+  header: RefugeHeader,
+  headerBytes: Buffer,
+  journal: ArmedJournal,
+  log: RunLog,
+): Promise<void> {
   const { refugeSha256 } = journal.state;
   const damaged: string[] = [];
-  const headerBytes = header; // decoded already; its own frame digest was checked by decodeRefugeHeader
-  void headerBytes;
+  if (createHash('sha256').update(headerBytes).digest('hex') !== refugeSha256.header) damaged.push('header');
   for (const entry of header.items) {
     const expected = refugeSha256[entry.name];
     if (entry.name === 'bundle' || expected === undefined) continue;
@@ -368,7 +383,6 @@ async function ensureRestored(
       await journal.record({ type: 'restored' });
     } else {
       for (const [index, mount] of plan.restore.mounts.entries()) {
-        const { mountReadWrite } = await import('../disk/index.ts');
         mounts.push(await mountReadWrite(await partitionDevice(mount.partition, `restore.mounts[${index}].partition`), join(newRoot, mount.at), NEW_EXT_MOUNT_OPTIONS));
       }
     }
@@ -405,7 +419,7 @@ async function ensureBundleWiped(c: RunContext): Promise<void> {
   if (c.journal.state.stage !== 'hooks-done') return;
   c.o.log.info('step 4/6 wipe: the retention bundle leaves the refuge');
   await wipeItemRaw(c.disk, item(c.found.header, 'bundle'));
-  await checkRefugeDigests(c.disk, c.found.header, c.journal, c.o.log);
+  await checkRefugeDigests(c.disk, c.found.header, c.found.headerBytes, c.journal, c.o.log);
   await c.journal.record({ type: 'bundle-wiped' });
 }
 
@@ -443,7 +457,7 @@ async function ensureReleased(c: RunContext): Promise<void> {
  */
 async function recordEnd(disk: FileHandle, found: ArmedDisk, journal: ArmedJournal, error: unknown, log: RunLog): Promise<void> {
   const reason = {
-    code: isReimageError(error) ? error.code : 'REIMAGE_RUN_FAILED',
+    code: isReimageError(error) ? error.code : 'REIMAGE_ARMED_RUN_FAILED',
     message: (error instanceof Error ? error.message : String(error)).slice(0, 256),
   };
   try {
