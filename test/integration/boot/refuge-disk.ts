@@ -29,6 +29,8 @@ export interface RefugeDisk {
   /** Mounts partition `number` read-write (or read-only) at a directory under the disk's and returns it. */
   mount(number: number, readOnly?: boolean): string;
   unmount(number: number): void;
+  /** Where partition `number` is mounted now, if it is. */
+  mountPoint(number: number): string | undefined;
   /** Unmounts everything and detaches the loop device. */
   close(): void;
 }
@@ -83,6 +85,9 @@ export function makeRefugeDisk(
       run('mount', [...(readOnly ? ['-o', 'ro'] : []), partition.device, dirPath]);
       mounted.set(number, dirPath);
       return dirPath;
+    },
+    mountPoint(number) {
+      return mounted.get(number);
     },
     unmount(number) {
       const dirPath = mounted.get(number);

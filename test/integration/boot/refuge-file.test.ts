@@ -84,6 +84,13 @@ function fragment(mountPoint: string): number {
   return count;
 }
 
+/** Releases a refuge a failed test left behind (so one failure does not cascade), then unmounts. */
+async function leave(disk: RefugeDisk, number: number): Promise<void> {
+  const mountPoint = disk.mountPoint(number);
+  if (mountPoint !== undefined) await releaseRefugeFile(join(mountPoint, REFUGE_FILE_NAME));
+  disk.unmount(number);
+}
+
 describe('the refuge file on real filesystems', () => {
   let dir: string;
   let msdos: RefugeDisk;
@@ -139,7 +146,7 @@ describe('the refuge file on real filesystems', () => {
         assertRawMatches(disk.imagePath, usable, data, `${c.name}, usable`);
         await releaseRefugeFile(reserved.path);
       } finally {
-        disk.unmount(c.number);
+        await leave(disk, c.number);
       }
     });
   }
@@ -157,7 +164,7 @@ describe('the refuge file on real filesystems', () => {
       assertCovers(reserved.extents, 8192, partition);
       await releaseRefugeFile(reserved.path);
     } finally {
-      msdos.unmount(2);
+      await leave(msdos, 2);
     }
   });
 
@@ -186,7 +193,7 @@ describe('the refuge file on real filesystems', () => {
         t.diagnostic(`${c.name}: ${files} files, every other deleted; ${sizeBytes} bytes in ${after.length} extents`);
         await releaseRefugeFile(reserved.path);
       } finally {
-        disk.unmount(c.number);
+        await leave(disk, c.number);
         // The next test starts from an empty filesystem again.
         run('mkfs.ext4', ['-q', '-F', '-b', String(c.blockBytes), partition.device]);
       }
@@ -226,7 +233,7 @@ describe('the refuge file on real filesystems', () => {
         assert.ok(afterFree > before.bfree, `the blocks are free again (${before.bfree} -> ${afterFree})`);
         await releaseRefugeFile(reserved.path); // a missing file is fine
       } finally {
-        disk.unmount(c.number);
+        await leave(disk, c.number);
       }
     });
   }
@@ -255,7 +262,7 @@ describe('the refuge file on real filesystems', () => {
       await releaseRefugeFile(first.path); // removes the symlink itself, never its target
       assert.equal(run('cat', [victim]), 'not yours');
     } finally {
-      msdos.unmount(2);
+      await leave(msdos, 2);
     }
   });
 
@@ -285,7 +292,7 @@ describe('the refuge file on real filesystems', () => {
         disk.mount(c.number);
         assert.equal((await statfs(mountPoint)).bfree, before.bfree, 'every block is free again');
       } finally {
-        disk.unmount(c.number);
+        await leave(disk, c.number);
       }
     });
   }
@@ -302,7 +309,7 @@ describe('the refuge file on real filesystems', () => {
       assertRawMatches(gpt.imagePath, extents, data, 'delalloc file');
       rmSync(path);
     } finally {
-      gpt.unmount(1);
+      await leave(gpt, 1);
     }
   });
 });
