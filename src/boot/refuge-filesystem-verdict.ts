@@ -31,6 +31,6 @@ export function refugeFilesystemVerdict(type: string | undefined): { ok: true } 
   if (reason !== undefined) return { ok: false, reason };
   return {
     ok: false,
-    reason: `a refuge cannot lie in ${JSON.stringify(type)}: reimage places it only in ext2, ext3, ext4 or xfs, directly on a partition`,
+    reason: `a refuge cannot lie in ${JSON.stringify(type)}: reimage places it only in ext2, ext3, ext4 or xfs`,
   };
 }

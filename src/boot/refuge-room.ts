@@ -163,7 +163,7 @@ export async function measureRefugeRoom(o: {
   if (!verdict.ok) {
     throw new ReimageError(
       'REIMAGE_REFUGE_FILESYSTEM_UNSUPPORTED',
-      `${o.device}: ${verdict.reason}. Put the refuge on a partition with ext4 or xfs directly on it (the plan may name it).`,
+      `${o.device}: ${verdict.reason}. Put the refuge on a partition holding ext4 or xfs itself (the plan may name it).`,
       { evidence: { device: o.device, type } },
     );
   }
