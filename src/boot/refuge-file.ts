@@ -158,7 +158,8 @@ export async function reserveRefugeFile(o: {
   } catch (error) {
     await file.close().catch(() => undefined);
     await removeQuietly(path);
-    if (error instanceof ReimageError) throw error;
+    // An abort stays an abort (the caller tells it from a failure); the file is gone either way.
+    if (error instanceof ReimageError || o.signal?.aborted === true) throw error;
     throw reserveFailed(error instanceof Error ? error.message : String(error), path, error);
   }
 }

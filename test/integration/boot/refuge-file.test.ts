@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { open, statfs, unlink } from 'node:fs/promises';
+import { open, stat, statfs, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -134,6 +134,8 @@ describe('the refuge file on real filesystems', () => {
         const reserved = await reserveRefugeFile({ mountPoint, partitionStartBytes: partition.startBytes, sizeBytes });
         assert.equal(reserved.path, join(mountPoint, REFUGE_FILE_NAME));
         assertCovers(reserved.extents, sizeBytes, partition);
+        // Allocated, not a sparse hole: the file owns its blocks before a byte is written.
+        assert.ok((await stat(reserved.path)).blocks * 512 >= sizeBytes, 'the file owns its blocks');
         const data = randomBytes(sizeBytes);
         await writeThroughFile(reserved.path, data);
         // Writing converts unwritten extents; the blocks must be the same ones.
@@ -296,6 +298,27 @@ describe('the refuge file on real filesystems', () => {
       }
     });
   }
+
+  it('an abort after the file was created removes it and stays an abort', async () => {
+    const partition = msdos.partitions.get(2);
+    assert.ok(partition);
+    const mountPoint = msdos.mount(2);
+    try {
+      const controller = new AbortController();
+      const reserving = reserveRefugeFile({
+        mountPoint,
+        partitionStartBytes: partition.startBytes,
+        sizeBytes: MIB,
+        signal: controller.signal,
+      });
+      // reserveRefugeFile is at its first await (creating the file): the abort lands after it.
+      controller.abort();
+      await assert.rejects(reserving, { name: 'AbortError' });
+      await assert.rejects(open(join(mountPoint, REFUGE_FILE_NAME), 'r'), { code: 'ENOENT' });
+    } finally {
+      await leave(msdos, 2);
+    }
+  });
 
   it('reads a freshly written (delayed-allocation) file only after the kernel placed its blocks: FIEMAP syncs first', async () => {
     const partition = gpt.partitions.get(1);
