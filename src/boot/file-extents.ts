@@ -104,14 +104,13 @@ export function parseFilefrag(output: string): { sizeBytes: number; extents: Fil
  * filefrag runs in the file's directory on its bare name, so nothing of the path can show up in
  * its output as an extra line.
  */
-export async function readFileExtents(path: string, signal?: AbortSignal): Promise<FileExtent[]> {
+export async function readFileExtents(path: string): Promise<FileExtent[]> {
   const name = basename(path);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(name)) throw unsuitable('the file name holds a control character', { path });
   const result = await runCommand('filefrag', ['-v', '-s', '-b1', `./${name}`], {
     cwd: dirname(path),
     allowFailure: true,
-    signal,
   });
   if (result.exitCode !== 0 || result.stderr.trim() !== '') {
     throw unsuitable(`filefrag failed (${result.stderr.trim().split('\n').at(-1) || `exit ${result.exitCode}`})`, {

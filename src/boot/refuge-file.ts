@@ -30,13 +30,13 @@ function reserveFailed(what: string, path: string, cause?: unknown): ReimageErro
   );
 }
 
-/** fallocate(1) without --posix: a filesystem that cannot allocate says so instead of being sent zeros. */
-async function allocate(
-  path: string,
-  sizeBytes: number,
-  signal?: AbortSignal,
-): Promise<'allocated' | 'unsupported' | 'no-room'> {
-  const result = await runCommand('fallocate', ['-l', String(sizeBytes), path], { allowFailure: true, signal });
+/**
+ * fallocate(1) without --posix: a filesystem that cannot allocate says so instead of being sent
+ * zeros. It takes milliseconds and is not killed on abort: a killed child may still hold the file
+ * open after the refusal returns, keeping its blocks and its filesystem busy.
+ */
+async function allocate(path: string, sizeBytes: number): Promise<'allocated' | 'unsupported' | 'no-room'> {
+  const result = await runCommand('fallocate', ['-l', String(sizeBytes), path], { allowFailure: true });
   if (result.exitCode === 0) return 'allocated';
   const said = result.stderr.trim();
   if (/No space left on device|Disk quota exceeded/.test(said)) return 'no-room';
@@ -73,12 +73,8 @@ async function freeBytesAt(path: string): Promise<number | undefined> {
  * are joined, so a later reading of the same blocks compares equal (arm compares the extents
  * before and after writing through the file: they must not move).
  */
-export async function readRefugeExtents(
-  path: string,
-  partitionStartBytes: number,
-  signal?: AbortSignal,
-): Promise<RefugeExtent[]> {
-  const extents = await readFileExtents(path, signal);
+export async function readRefugeExtents(path: string, partitionStartBytes: number): Promise<RefugeExtent[]> {
+  const extents = await readFileExtents(path);
   return mergeAdjacentExtents(
     extents.map((extent) => ({
       fileOffsetBytes: extent.logicalBytes,
@@ -126,7 +122,8 @@ export async function reserveRefugeFile(o: {
     });
   }
   try {
-    let outcome = await allocate(path, sizeBytes, o.signal);
+    o.signal?.throwIfAborted();
+    let outcome = await allocate(path, sizeBytes);
     if (outcome === 'unsupported') {
       try {
         await writeZeros(file, sizeBytes, o.signal);
@@ -153,7 +150,9 @@ export async function reserveRefugeFile(o: {
     if (held.ino !== named.ino || held.dev !== named.dev) throw reserveFailed('its name was replaced meanwhile', path);
     await file.close();
     await syncDirectory(o.mountPoint);
-    const extents = await readRefugeExtents(path, o.partitionStartBytes, o.signal);
+    o.signal?.throwIfAborted();
+    const extents = await readRefugeExtents(path, o.partitionStartBytes);
+    o.signal?.throwIfAborted();
     return { path, extents };
   } catch (error) {
     await file.close().catch(() => undefined);
