@@ -25,7 +25,7 @@ async function syncDirectory(path: string): Promise<void> {
 function reserveFailed(what: string, path: string, cause?: unknown): ReimageError {
   return new ReimageError(
     'REIMAGE_REFUGE_RESERVE_FAILED',
-    `The refuge file ${path} could not be reserved: ${what}. It was removed; nothing else was changed.`,
+    `The refuge file ${path} could not be reserved: ${what}. Nothing reimage created is left there.`,
     { evidence: { path }, cause },
   );
 }
@@ -121,6 +121,8 @@ export async function reserveRefugeFile(o: {
       cause: error,
     });
   }
+  // Cleared when the name turns out to be someone else's file: that one is never removed.
+  let nameIsOurs = true;
   try {
     o.signal?.throwIfAborted();
     let outcome = await allocate(path, sizeBytes);
@@ -147,7 +149,10 @@ export async function reserveRefugeFile(o: {
     await file.sync();
     // fallocate(1) opened the path again: it must still be the file created here.
     const [held, named] = await Promise.all([file.stat(), lstat(path)]);
-    if (held.ino !== named.ino || held.dev !== named.dev) throw reserveFailed('its name was replaced meanwhile', path);
+    if (held.ino !== named.ino || held.dev !== named.dev) {
+      nameIsOurs = false;
+      throw reserveFailed('its name was replaced meanwhile', path);
+    }
     await file.close();
     await syncDirectory(o.mountPoint);
     o.signal?.throwIfAborted();
@@ -156,7 +161,7 @@ export async function reserveRefugeFile(o: {
     return { path, extents };
   } catch (error) {
     await file.close().catch(() => undefined);
-    await removeQuietly(path);
+    if (nameIsOurs) await removeQuietly(path);
     // An abort stays an abort (the caller tells it from a failure); the file is gone either way.
     if (error instanceof ReimageError || o.signal?.aborted === true) throw error;
     throw reserveFailed(error instanceof Error ? error.message : String(error), path, error);
