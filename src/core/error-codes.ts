@@ -472,6 +472,49 @@ export const ERROR_CODES = {
     meaning: "GRUB's core.img does not carry the first-sector blocklist the placement patches",
   },
 
+  // The refuge file in an old filesystem (src/boot/refuge-*.ts).
+  REIMAGE_REFUGE_EXISTS: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a reimage-refuge file is already at the root of the old filesystem (an earlier arm left it)',
+  },
+  REIMAGE_REFUGE_NO_ROOM: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the old filesystem has no room for a refuge of the size asked (the partial file was removed)',
+  },
+  REIMAGE_REFUGE_RESERVE_FAILED: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: 'the refuge file could not be created, allocated or flushed (other than for lack of room)',
+  },
+  REIMAGE_REFUGE_EXTENTS_UNSUITABLE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning:
+      "the refuge file's blocks cannot be located on the disk (FIEMAP failed, a hole, or a shared, inline, delalloc, encoded or unknown extent)",
+  },
+  REIMAGE_REFUGE_ATTRIBUTE_FAILED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "the refuge file's immutable flag could not be set or cleared (chattr), or lsattr does not show it",
+  },
+  REIMAGE_REFUGE_RELEASE_FAILED: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: 'the refuge file could not be removed',
+  },
+  REIMAGE_REFUGE_FILESYSTEM_UNSUPPORTED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a refuge cannot lie in this partition (LVM, dm-crypt, md, btrfs, vfat, or no filesystem reimage reads)',
+  },
+  REIMAGE_REFUGE_ROOM_UNREADABLE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "the old filesystem's free space cannot be read (dumpe2fs, xfs_db or statfs failed)",
+  },
+
   // The demo and its fixtures.
   REIMAGE_DEMO_NEEDS_ROOT: {
     exitClass: 'refusedUntouched',
