@@ -131,7 +131,13 @@ reboot_untouched() {
 
 # Runs the plan and acts on what its exit code means (src/core/exit-codes.ts).
 run_plan() {
-  "$REIMAGE" run --plan "$PLAN"
+  # An armed disk's recovery boot names its refuge on the command line: the armed run takes the
+  # plan and image from there and resumes from its journal (docs/arm.md).
+  if grep -q 'reimage\.refuge=' /proc/cmdline; then
+    "$REIMAGE" run --armed --disk "$DISK"
+  else
+    "$REIMAGE" run --plan "$PLAN"
+  fi
   status=$?
   say "reimage run exited with $status"
   case "$status" in

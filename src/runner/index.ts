@@ -4,3 +4,4 @@ export { createRunLog, type RunLog } from './run-log.ts';
 export { type RunPlanOptions, type RunReport, runPlan, type StageReport } from './run-plan.ts';
 export { formatRunSummary } from './run-summary.ts';
 export { RUNNER_TOOLS } from './runtime-tools.ts';
+export { type ArmedRunReport, runArmed } from './armed-run.ts';

@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReimageError } from '../../core/reimage-error.ts';
 import { INIT_CONSOLE_LOG } from '../../initramfs/init-script.ts';
 import { loadPlanFile } from '../../plan/index.ts';
-import { createRunLog, formatRunSummary, RUN_SCRATCH_FILES, runPlan } from '../../runner/index.ts';
-import type { CommandSpec, ParsedArguments } from '../command-line.ts';
+import { createRunLog, formatRunSummary, RUN_SCRATCH_FILES, runArmed, runPlan } from '../../runner/index.ts';
+import { type CommandSpec, type ParsedArguments, usageLine } from '../command-line.ts';
 import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
 const spec: CommandSpec = {
@@ -27,7 +27,12 @@ what failed. When the run ends, successful or not, the copy of the image and the
 (it holds private keys) are deleted from the work dir; the log and the journal stay.`,
   positionals: [],
   options: [
-    { name: 'plan', value: 'PLAN', help: 'the plan file (see docs/plan.md)', required: true, mustExist: 'file' },
+    { name: 'plan', value: 'PLAN', help: 'the plan file (see docs/plan.md); not with --armed', mustExist: 'file' },
+    {
+      name: 'armed',
+      help: 'the armed run, from the recovery initramfs: disk, refuge, plan and image come from\nthe kernel command line and the refuge (docs/arm.md); resumes from its journal',
+    },
+    { name: 'disk', value: 'PATH', help: 'with --armed: the disk to try first (checked by identity like any other)' },
     {
       name: 'work-dir',
       value: 'DIR',
@@ -39,19 +44,25 @@ what failed. When the run ends, successful or not, the copy of the image and the
     },
     { name: 'json', help: 'progress as JSON lines' },
   ],
-  examples: ['reimage run --plan /etc/reimage/plan.yaml'],
+  examples: ['reimage run --plan /etc/reimage/plan.yaml', 'reimage run --armed --disk /dev/sda'],
   changesTarget: true,
 };
 
 async function run(context: VerbContext, args: ParsedArguments): Promise<number> {
-  const planPath = args.required('plan');
   const json = args.flag('json');
+  const planPath = args.value('plan');
+  if (args.flag('armed') === (planPath !== undefined)) {
+    throw new ReimageError('REIMAGE_CLI_USAGE', 'run: give either --plan PLAN or --armed (not both).', {
+      evidence: { usage: usageLine(spec) },
+    });
+  }
   if (process.getuid?.() !== 0) {
     throw new ReimageError(
       'REIMAGE_RUN_NEEDS_ROOT',
       'reimage run needs root (it mounts filesystems and writes a disk). Run it as root.',
     );
   }
+  if (planPath === undefined) return runArmedVerb(context, args, json);
   const plan = await loadPlanFile(planPath);
   const workDir = args.value('work-dir') ?? (await mkdtemp(join(tmpdir(), 'reimage-run-')));
   const log = createRunLog(join(workDir, 'reimage.log'));
@@ -82,6 +93,33 @@ async function run(context: VerbContext, args: ParsedArguments): Promise<number>
       for (const name of RUN_SCRATCH_FILES) await rm(join(workDir, name), { force: true });
     }
     context.log.info(`reimage run: log in ${log.file}`);
+  }
+}
+
+async function runArmedVerb(context: VerbContext, args: ParsedArguments, json: boolean): Promise<number> {
+  const workDir = args.value('work-dir') ?? (await mkdtemp(join(tmpdir(), 'reimage-armed-')));
+  const log = createRunLog(join(workDir, 'reimage.log'));
+  const progress = context.progressFor({ json });
+  try {
+    const disk = args.value('disk');
+    const report = await runArmed({
+      cmdline: await readFile('/proc/cmdline', 'utf8'),
+      ...(disk === undefined ? {} : { diskHint: disk }),
+      workDir,
+      log,
+      onProgress: progress,
+      signal: context.signal,
+      extraLogFiles: existsSync(INIT_CONSOLE_LOG) ? [INIT_CONSOLE_LOG] : [],
+    });
+    progress.done();
+    context.stdout.write(
+      `reimage run --armed: done (attempt ${report.attempt}, resumed from ${report.resumedFrom}); ${report.bytesWritten} bytes written, ${report.entriesVerified} retained entries verified.\n`,
+    );
+    return 0;
+  } catch (error) {
+    progress.done();
+    log.warn(`armed run failed: ${error instanceof Error ? error.message : String(error)}`);
+    throw error;
   }
 }
 
