@@ -1,6 +1,7 @@
 import type { ByteRange } from '../boot/index.ts';
 import type { OnProgress, Progress } from '../core/progress.ts';
 import { ignoreProgress, throttleProgress } from '../core/progress.ts';
+import { ReimageError } from '../core/reimage-error.ts';
 import { closeTarget, inspectTarget, openTarget, refuseBusyTarget } from '../disk/index.ts';
 import { checkMappedRanges, mappedEndBytes, rangesPastImage, rangesPastTarget } from './check-mapped-ranges.ts';
 import { decodedChunks } from './decoded-chunks.ts';
@@ -29,7 +30,8 @@ export interface WriteMappedRangesOptions {
   /**
    * Called after each checkpoint's fdatasync, and once at the end, with the mapped bytes now
    * durable; awaited before any more is written (the caller records it in its journal). A throw
-   * stops the write (the figures given before it stay true).
+   * stops the write and is rethrown as it is (a ReimageError marked touched); the figures given
+   * before it stay true.
    */
   readonly onDurable: (durableBytes: number) => Promise<void>;
   readonly signal?: AbortSignal;
@@ -63,9 +65,22 @@ export interface MappedWriteResult {
  */
 export async function writeMappedRanges(o: WriteMappedRangesOptions): Promise<MappedWriteResult> {
   const state: WriteState = { step: 'before it started', touched: false, targetPath: undefined };
+  const callerFailures = new Set<unknown>();
+  const onDurable = async (durableBytes: number): Promise<void> => {
+    try {
+      await o.onDurable(durableBytes);
+    } catch (e) {
+      callerFailures.add(e);
+      throw e;
+    }
+  };
   try {
-    return await writeMapped(o, state);
+    return await writeMapped({ ...o, onDurable }, state);
   } catch (e) {
+    // The caller's own failure (its journal write) is its error, not a failed write of the
+    // target: it passes through as it was thrown, marked touched when it is a ReimageError.
+    if (callerFailures.has(e) && o.signal?.aborted !== true)
+      throw e instanceof ReimageError && state.touched ? e.withTargetTouched() : e;
     throw honestError(e, o.signal, state);
   }
 }
