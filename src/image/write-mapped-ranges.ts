@@ -45,6 +45,8 @@ export interface MappedWriteResult {
   readonly firstSector: Buffer;
   /** Bytes written by this run (resumed and held bytes are not). */
   readonly bytesWritten: number;
+  /** Of bytesWritten, bytes that went through the page cache (parts of ranges not whole O_DIRECT units). */
+  readonly bytesBuffered: number;
   /** Whether the target took O_DIRECT writes. */
   readonly directIo: boolean;
 }
@@ -162,6 +164,7 @@ async function writeMapped(o: WriteMappedRangesOptions, state: WriteState): Prom
     totalBytes,
     firstSector: sink.firstSector,
     bytesWritten: sink.counters.bytesWritten,
+    bytesBuffered: sink.counters.bytesBuffered,
     directIo: opened.direct,
   };
 }

@@ -92,6 +92,7 @@ describe('writeMappedRanges', () => {
       assert.equal(result.totalBytes, HAND_MAP_BYTES);
       assert.equal(result.bytesWritten, HAND_MAP_BYTES - SECTOR_BYTES);
       assert.ok(result.directIo, 'a loop device takes O_DIRECT');
+      assert.equal(result.bytesBuffered, 0, 'whole sectors of a 512-byte device all go through O_DIRECT');
       assert.deepEqual(result.firstSector, image.bytes.subarray(0, SECTOR_BYTES));
       const got = targetBytes();
       // The range of real zeros is written as zeros: the old 0xA5 there would be wrong data.
@@ -328,6 +329,10 @@ describe('writeMappedRanges', () => {
       onDurable: async () => {},
     });
     assert.deepEqual(result.firstSector, image.bytes.subarray(0, SECTOR_BYTES));
+    // Not whole 4 KiB units, so through the page cache: the 7 sectors at 512 past a 4 KiB
+    // boundary, and bytes 512-4095 (the first range starts with the held-back LBA 0).
+    assert.ok(result.directIo);
+    assert.equal(result.bytesBuffered, 2 * 7 * 512);
     const got = readRange(file, 0, TARGET_BYTES);
     const at = firstDifference(got, expected);
     assert.equal(at, -1, `differs at byte ${at}`);
