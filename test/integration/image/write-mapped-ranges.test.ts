@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ByteRange } from '../../../src/boot/index.ts';
+import type { Progress } from '../../../src/core/progress.ts';
 import { writeMappedRanges } from '../../../src/image/index.ts';
 import {
   attachLoop,
@@ -79,7 +80,9 @@ describe('writeMappedRanges', () => {
       assert.ok(device !== undefined);
       redirty(device, TARGET_BYTES);
       const figures: number[] = [];
+      const progress: Progress[] = [];
       const result = await writeMappedRanges({
+        onProgress: (p) => progress.push(p),
         imagePath: image[format],
         target: device,
         ranges: HAND_MAP,
@@ -111,6 +114,11 @@ describe('writeMappedRanges', () => {
         [...figures].sort((a, b) => a - b),
       );
       assert.equal(figures.at(-1), HAND_MAP_BYTES);
+      // Progress counts mapped bytes too, the held-back LBA 0 included, so it ends at the total.
+      assert.deepEqual(
+        { done: progress.at(-1)?.done, total: progress.at(-1)?.total, phase: progress.at(-1)?.phase },
+        { done: HAND_MAP_BYTES, total: HAND_MAP_BYTES, phase: 'write' },
+      );
     });
   }
 

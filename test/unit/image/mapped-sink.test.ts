@@ -151,4 +151,18 @@ describe('MappedSink on a model disk', () => {
     assert.equal(sink.counters.bytesResumed, durableBytes - 512);
     assert.equal(disk.lowestWriteBytes, 5 * MIB + 4096, 'the first write is at the resume point');
   });
+
+  it('resumed with everything durable, it writes nothing, still returns LBA 0, and reports the total', async () => {
+    const image = randomBytes(DISK_BYTES - MIB);
+    const disk = new ModelDisk();
+    const { figures, sink } = await runSink(
+      { durableBytes: TOTAL_BYTES, alignBytes: 4096, chunkBytes: MIB },
+      disk,
+      image,
+    );
+    assert.equal(sink.counters.bytesWritten, 0);
+    assert.equal(disk.lowestWriteBytes, Number.POSITIVE_INFINITY);
+    assert.deepEqual(figures, [TOTAL_BYTES]);
+    assert.deepEqual(sink.firstSector, image.subarray(0, 512));
+  });
 });
