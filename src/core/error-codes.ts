@@ -157,6 +157,22 @@ export const ERROR_CODES = {
     retryable: false,
     meaning: 'the write was stopped by a signal (Ctrl-C, SIGTERM) or its caller',
   },
+  REIMAGE_WRITE_RANGES_INVALID: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning:
+      'the ranges given to the armed write are unsorted, overlapping, not whole sectors, miss the first logical block, or the resume figure is outside them',
+  },
+  REIMAGE_WRITE_RANGE_PAST_TARGET: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a range given to the armed write ends past the end of the target',
+  },
+  REIMAGE_WRITE_RANGE_PAST_IMAGE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "a range given to the armed write ends past the image's decoded end",
+  },
 
   // Disks, partitions, mounts.
   REIMAGE_DISK_NOT_FOUND: {

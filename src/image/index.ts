@@ -10,3 +10,5 @@ export { type ImageInspection, inspectImage } from './inspect-image.ts';
 export { sha256File } from './sha256-file.ts';
 export type { HeldWrite, WriteImageOptions, WriteSummary } from './write-image.ts';
 export { writeImage, writeImageHoldingFirstSector } from './write-image.ts';
+export type { MappedWriteResult, WriteMappedRangesOptions } from './write-mapped-ranges.ts';
+export { DEFAULT_CHECKPOINT_BYTES, writeMappedRanges } from './write-mapped-ranges.ts';
