@@ -1,3 +1,4 @@
+import { quoteInput } from '../core/quote-input.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import type { DiskIdentity } from '../disk/index.ts';
 import { formatSectorRanges, type SectorRange } from './grub-blocklist.ts';
@@ -16,10 +17,15 @@ const SECTOR_BYTES = 512;
 const HEAD_SECTORS = REFUGE_HEAD_BYTES / SECTOR_BYTES;
 const BLOCK_SECTORS = REFUGE_BLOCK_BYTES / SECTOR_BYTES;
 
+/** A value from the command line in a message: quoted, control characters escaped, cut short. */
+function shown(name: string, value: string): string {
+  return quoteInput(`${name}=${value.length > 80 ? `${value.slice(0, 80)}…` : value}`);
+}
+
 function invalid(what: string, evidence: Record<string, string | number>): ReimageError {
   return new ReimageError(
     'REIMAGE_BOOT_CMDLINE_INVALID',
-    `The kernel command line's recovery arguments are not usable: ${what}. The recovery boot path was changed or damaged; boot the old OS (reimage disarm from a rescue system) and arm again.`,
+    `The kernel command line's recovery arguments are not usable: ${what}. The recovery boot path was changed or damaged; run reimage disarm from a rescue system to boot the old OS, and arm again.`,
     { evidence },
   );
 }
@@ -87,13 +93,13 @@ function checkRefugeRange(range: SectorRange, text: string): void {
     );
   }
   if (!Number.isSafeInteger(range.startLba) || range.startLba < 0 || range.startLba % BLOCK_SECTORS !== 0) {
-    throw invalid(`${REFUGE_CMDLINE_PARAMETER}=${text} does not start on a 4096-byte boundary`, {
+    throw invalid(`${shown(REFUGE_CMDLINE_PARAMETER, text)} does not start on a 4096-byte boundary`, {
       field: REFUGE_CMDLINE_PARAMETER,
       actual: text,
     });
   }
   if (!Number.isSafeInteger((range.startLba + range.sectorCount) * SECTOR_BYTES)) {
-    throw invalid(`${REFUGE_CMDLINE_PARAMETER}=${text} lies beyond exact byte offsets`, {
+    throw invalid(`${shown(REFUGE_CMDLINE_PARAMETER, text)} lies beyond exact byte offsets`, {
       field: REFUGE_CMDLINE_PARAMETER,
       actual: text,
     });
@@ -103,7 +109,7 @@ function checkRefugeRange(range: SectorRange, text: string): void {
 function parseRefuge(value: string): SectorRange {
   const match = /^(0|[1-9][0-9]{0,17})\+([1-9][0-9]{0,17})$/.exec(value);
   if (match?.[1] === undefined || match[2] === undefined) {
-    throw invalid(`${REFUGE_CMDLINE_PARAMETER}=${value} is not START+COUNT (decimal sectors)`, {
+    throw invalid(`${shown(REFUGE_CMDLINE_PARAMETER, value)} is not START+COUNT in decimal sectors`, {
       field: REFUGE_CMDLINE_PARAMETER,
       expected: 'START+COUNT',
       actual: value,
@@ -119,7 +125,7 @@ function parseDisk(value: string): DiskIdentity {
   if (msdos?.[1] !== undefined) return { scheme: 'msdos', signature: Number.parseInt(msdos[1], 16) };
   const gpt = /^gpt:([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/.exec(value);
   if (gpt?.[1] !== undefined) return { scheme: 'gpt', diskGuid: gpt[1].toLowerCase() };
-  throw invalid(`${DISK_CMDLINE_PARAMETER}=${value} is neither msdos:<8 hex digits> nor gpt:<GUID>`, {
+  throw invalid(`${shown(DISK_CMDLINE_PARAMETER, value)} is neither msdos:<8 hex digits> nor gpt:<GUID>`, {
     field: DISK_CMDLINE_PARAMETER,
     expected: 'msdos:1a2b3c4d or gpt:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx',
     actual: value,
@@ -130,7 +136,10 @@ function parseDisk(value: string): DiskIdentity {
 function argumentValue(args: readonly string[], name: string): string | undefined {
   const values = new Set(args.filter((arg) => arg.startsWith(`${name}=`)).map((arg) => arg.slice(name.length + 1)));
   if (values.size > 1) {
-    throw invalid(`${name} is given ${values.size} different values`, { field: name, actual: [...values].join(' ') });
+    throw invalid(`${name} is given ${values.size} different values`, {
+      field: name,
+      actual: [...values].map((value) => shown(name, value)).join(' '),
+    });
   }
   return values.values().next().value;
 }

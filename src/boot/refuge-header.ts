@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { escapeLine } from '../core/quote-input.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import type { ByteRange, DiskIdentity } from '../disk/index.ts';
 import {
@@ -132,11 +133,13 @@ export interface RefugeHeader {
   readonly createdAt: string;
 }
 
+/** The first problems, one line: zod names unknown keys, which come from the untrusted JSON. */
 function issuesText(error: z.ZodError): string {
-  return error.issues
+  const text = error.issues
     .slice(0, 3)
     .map((issue) => `${issue.path.join('.') || '(header)'}: ${issue.message}`)
     .join('; ');
+  return escapeLine(text.length > 300 ? `${text.slice(0, 300)}…` : text);
 }
 
 /** The header in its frame, exactly REFUGE_HEADER_BYTES; refuses a header the decoder would refuse. */
@@ -224,12 +227,15 @@ export function decodeRefugeHeader(bytes: Uint8Array): RefugeHeader {
   try {
     value = JSON.parse(json.toString('utf8'));
   } catch (e) {
-    throw damaged('its JSON does not parse', { field: 'json', actual: e instanceof Error ? e.message : String(e) });
+    throw damaged('its JSON does not parse', {
+      field: 'json',
+      actual: escapeLine(e instanceof Error ? e.message : String(e)).slice(0, 200),
+    });
   }
   const parsed = refugeHeaderSchema.safeParse(value);
   if (!parsed.success) {
     throw damaged(`its contents are not a valid header (${issuesText(parsed.error)})`, {
-      field: parsed.error.issues[0]?.path.join('.') || 'header',
+      field: escapeLine(parsed.error.issues[0]?.path.join('.') || 'header').slice(0, 100),
       actual: issuesText(parsed.error),
     });
   }
