@@ -151,10 +151,12 @@ export async function writeLogical(
     }
   }
   if (receivedBytes !== sizeBytes) {
-    throw layoutInvalid(
-      `The data for the refuge item ${name} is ${receivedBytes > sizeBytes ? 'more than' : receivedBytes} bytes; it was placed for ${sizeBytes}`,
-      { field: name, expected: sizeBytes, actual: receivedBytes },
-    );
+    const got = receivedBytes > sizeBytes ? `more than ${sizeBytes}` : `${receivedBytes}`;
+    throw layoutInvalid(`The data for the refuge item ${name} is ${got} bytes; it was placed for ${sizeBytes}`, {
+      field: name,
+      expected: sizeBytes,
+      actual: receivedBytes,
+    });
   }
   const paddedBytes = roundUpToBlock(filled);
   staging.fill(0, filled, paddedBytes);
