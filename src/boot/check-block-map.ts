@@ -1,6 +1,6 @@
 import { ReimageError } from '../core/reimage-error.ts';
+import type { ByteRange } from '../disk/index.ts';
 import type { BlockMap } from '../image/index.ts';
-import type { ByteRange } from './byte-range.ts';
 import type { DiskMap } from './disk-map.ts';
 
 /**

@@ -1,5 +1,5 @@
-import { type ByteRange, mergeRanges, totalBytes } from './byte-range.ts';
-import type { PartitionTable } from './partition-table.ts';
+import type { PartitionTable } from '../disk/index.ts';
+import { type ByteRange, mergeRanges, totalBytes } from '../disk/index.ts';
 
 /** Runs of allocated blocks of one filesystem, in its own block size, from its start. */
 export interface AllocatedBlocks {

@@ -1,9 +1,8 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { ReimageError } from '../core/reimage-error.ts';
-import { readAt } from '../disk/index.ts';
+import { parsePartitionTable, readAt, TABLE_HEAD_BYTES, type TablePartition } from '../disk/index.ts';
 import { type DiskMap, mapDisk, type PartitionAllocation } from './disk-map.ts';
 import { readExt4Allocation } from './ext4-allocation.ts';
-import { parsePartitionTable, TABLE_HEAD_BYTES, type TablePartition } from './partition-table.ts';
 import { fatAllocation, parseFatBootSector } from './vfat-allocation.ts';
 import { readXfsAllocation } from './xfs-allocation.ts';
 

@@ -1,4 +1,5 @@
 import { ReimageError } from '../core/reimage-error.ts';
+import type { DiskIdentity } from '../disk/index.ts';
 import {
   checkSectorRanges,
   formatSectorRanges,
@@ -8,9 +9,7 @@ import {
 } from './grub-blocklist.ts';
 
 /** How the recovery initramfs recognises its disk: never by a device name alone (issue 9). */
-export type RecoveryDiskIdentity =
-  | { readonly scheme: 'msdos'; readonly signature: number }
-  | { readonly scheme: 'gpt'; readonly diskGuid: string };
+export type RecoveryDiskIdentity = DiskIdentity;
 
 export interface RecoveryConfigInput {
   /** One contiguous range (adjacent ranges are joined): see kernelBlocklist. */

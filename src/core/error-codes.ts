@@ -487,6 +487,37 @@ export const ERROR_CODES = {
     retryable: false,
     meaning: "GRUB's core.img does not carry the first-sector blocklist the placement patches",
   },
+  REIMAGE_REFUGE_TOO_SMALL: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'the usable refuge room is smaller than its items, or no piece of it holds a contiguous item',
+  },
+  REIMAGE_REFUGE_LAYOUT_INVALID: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning:
+      'a refuge layout cannot be used: misaligned or overlapping ranges, ranges not covering an item, data of another size, or too many fragments for the header',
+  },
+  REIMAGE_REFUGE_DAMAGED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "the refuge header's frame, digest or contents are not intact",
+  },
+  REIMAGE_REFUGE_UNREADABLE: {
+    exitClass: 'refusedUntouched',
+    retryable: true,
+    meaning: "the refuge's bytes could not be read raw from the disk (an I/O error, or a range past the disk's end)",
+  },
+  REIMAGE_REFUGE_WRITE_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: true,
+    meaning: 'writing, wiping or flushing a refuge item failed',
+  },
+  REIMAGE_REFUGE_BUNDLE_TOO_BIG: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "the retention bundle is larger than the refuge's room for it",
+  },
 
   // The refuge file in an old filesystem (src/boot/refuge-*.ts).
   REIMAGE_REFUGE_EXISTS: {

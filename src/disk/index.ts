@@ -9,8 +9,18 @@ export {
   type TargetInfo,
   zeroRange,
 } from './block-device.ts';
+export { type ByteRange, mergeRanges, totalBytes } from './byte-range.ts';
 export { attachLoopDevice, type LoopDevice } from './loop-device.ts';
 export { type Mounted, mountReadOnly, mountReadWrite } from './mount.ts';
+export {
+  type DiskIdentity,
+  MSDOS_SIGNATURE_OFFSET_BYTES,
+  type PartitionTable,
+  parsePartitionTable,
+  TABLE_HEAD_BYTES,
+  TABLE_SECTOR_BYTES,
+  type TablePartition,
+} from './partition-table.ts';
 export {
   describePartitions,
   listPartitionDevices,

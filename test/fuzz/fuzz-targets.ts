@@ -5,6 +5,8 @@ import { newcArchiveTarget } from './targets/newc-archive-target.ts';
 import { paxRecordsTarget } from './targets/pax-records-target.ts';
 import { planTarget } from './targets/plan-target.ts';
 import { createReadBundleTarget } from './targets/read-bundle-target.ts';
+import { recoveryCmdlineTarget } from './targets/recovery-cmdline-target.ts';
+import { refugeHeaderTarget } from './targets/refuge-header-target.ts';
 import { tarHeaderTarget } from './targets/tar-header-target.ts';
 import { createTarReaderTarget } from './targets/tar-reader-target.ts';
 
@@ -18,4 +20,6 @@ export const FUZZ_TARGETS: Readonly<Record<string, () => FuzzTarget>> = {
   'newc-archive': () => newcArchiveTarget,
   'initramfs-file': () => initramfsFileTarget,
   plan: () => planTarget,
+  'refuge-header': () => refugeHeaderTarget,
+  'recovery-cmdline': () => recoveryCmdlineTarget,
 };

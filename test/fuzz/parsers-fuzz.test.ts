@@ -19,6 +19,8 @@ const ITERATIONS: Readonly<Record<string, number>> = {
   'newc-archive': 1500,
   'initramfs-file': 600,
   plan: 300,
+  'refuge-header': 1000,
+  'recovery-cmdline': 2000,
 };
 
 /**

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { parseRecoveryCmdline } from '../../src/boot/recovery-cmdline.ts';
+import { decodeRefugeHeader } from '../../src/boot/refuge-header.ts';
+import { REFUGE_HEADER_BYTES } from '../../src/boot/refuge-layout.ts';
 import { isReimageError } from '../../src/core/reimage-error.ts';
 import { parseBlockMap } from '../../src/image/block-map.ts';
 import { listInitramfsFile, listNewcArchive } from '../../src/initramfs/newc-archive.ts';
@@ -18,6 +22,7 @@ import { retainBundleSeeds } from './retain-bundle-seeds.ts';
 import { hasControlCharacters } from './run-fuzz.ts';
 import { makeScratchDir } from './scratch-file.ts';
 import { replaceManifest } from './targets/read-bundle-target.ts';
+import { SEED_HEADER } from './targets/refuge-header-target.ts';
 
 /**
  * Named regressions for hostile input: each crash the fuzzer found (with its minimized input
@@ -284,5 +289,40 @@ describe('fuzz regressions: the plan loader', () => {
 
   it('ten thousand nested brackets are a plan problem, not a stack overflow', () => {
     expectPlanProblem('['.repeat(10_000), /yaml syntax/);
+  });
+});
+
+describe('recovery command line and refuge header regressions', () => {
+  // Found by the recovery-cmdline target (seed 1, iteration 229131): the value went into the message raw.
+  it('a disk value with DEL and a newline is quoted escaped and cut short', async () => {
+    await expectRefused('REIMAGE_BOOT_CMDLINE_INVALID', /"reimage\.disk=.*" is neither/, () =>
+      parseRecoveryCmdline(`'reimage.refuge=8+144' "reimage.disk=' m=\n 7''7-7BO+\u007f${'9'.repeat(500)}"`),
+    );
+    try {
+      parseRecoveryCmdline('reimage.refuge=8+144 "reimage.disk=x\u001b[2J\u009b"');
+      assert.fail('accepted');
+    } catch (e) {
+      assert.ok(isReimageError(e) && !hasControlCharacters(e.message), String(e));
+    }
+  });
+
+  it('an unknown key with ESC in the header JSON is named escaped', () => {
+    const json = Buffer.from(JSON.stringify({ ...SEED_HEADER, '\u009b2J\u007fx': 1 }));
+    const block = Buffer.alloc(REFUGE_HEADER_BYTES);
+    block.write('REIMAGE-REFUGE\0\0', 0, 'latin1');
+    block.writeUInt32LE(1, 16);
+    block.writeUInt32LE(json.length, 20);
+    createHash('sha256').update(json).digest().copy(block, 24);
+    json.copy(block, 64);
+    try {
+      decodeRefugeHeader(block);
+      assert.fail('accepted');
+    } catch (e) {
+      assert.ok(isReimageError(e) && e.code === 'REIMAGE_REFUGE_DAMAGED', String(e));
+      assert.ok(
+        !hasControlCharacters(`${e.message}${String(e.evidence.field)}${String(e.evidence.actual)}`),
+        e.message,
+      );
+    }
   });
 });

@@ -20,12 +20,12 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ByteRange } from '../../../src/boot/byte-range.ts';
 import { checkBlockMap, findUncovered } from '../../../src/boot/check-block-map.ts';
 import type { DiskMap } from '../../../src/boot/disk-map.ts';
 import { mapImageFile } from '../../../src/boot/map-image-file.ts';
-import { parsePartitionTable, TABLE_HEAD_BYTES } from '../../../src/boot/partition-table.ts';
 import { isReimageError } from '../../../src/core/reimage-error.ts';
+import type { ByteRange } from '../../../src/disk/byte-range.ts';
+import { parsePartitionTable, TABLE_HEAD_BYTES } from '../../../src/disk/partition-table.ts';
 import { loadBlockMap } from '../../../src/image/block-map.ts';
 
 const MIB = 1024 * 1024;

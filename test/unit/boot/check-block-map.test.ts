@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ByteRange } from '../../../src/boot/byte-range.ts';
 import { checkBlockMap, findUncovered } from '../../../src/boot/check-block-map.ts';
 import type { DiskMap } from '../../../src/boot/disk-map.ts';
 import { isReimageError } from '../../../src/core/reimage-error.ts';
+import type { ByteRange } from '../../../src/disk/byte-range.ts';
 import type { BlockMap } from '../../../src/image/block-map.ts';
 
 const BLOCK = 4096;

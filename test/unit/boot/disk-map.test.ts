@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type ByteRange, mergeRanges } from '../../../src/boot/byte-range.ts';
 import { mapDisk, type PartitionAllocation } from '../../../src/boot/disk-map.ts';
-import type { PartitionTable, TablePartition } from '../../../src/boot/partition-table.ts';
+import { type ByteRange, mergeRanges } from '../../../src/disk/byte-range.ts';
+import type { PartitionTable, TablePartition } from '../../../src/disk/partition-table.ts';
 
 const MIB = 1024 * 1024;
 const range = (offsetBytes: number, lengthBytes: number): ByteRange => ({ offsetBytes, lengthBytes });
@@ -33,6 +33,9 @@ describe('mergeRanges', () => {
   }
 });
 
+const MSDOS_IDENTITY = { scheme: 'msdos', signature: 0x1234abcd } as const;
+const GPT_IDENTITY = { scheme: 'gpt', diskGuid: '01234567-89ab-cdef-0123-456789abcdef' } as const;
+
 describe('mapDisk', () => {
   const cases: {
     name: string;
@@ -44,7 +47,12 @@ describe('mapDisk', () => {
   }[] = [
     {
       name: 'msdos: the head up to the first partition, allocated blocks offset by the start, nothing past them',
-      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, 1 * MIB, 8 * MIB)] },
+      table: {
+        kind: 'msdos',
+        identity: MSDOS_IDENTITY,
+        primaryRange: range(0, 512),
+        partitions: [part(1, 1 * MIB, 8 * MIB)],
+      },
       allocations: [[1, allocated(4096, [0, 2], [10, 1])]],
       imageSizeBytes: 16 * MIB,
       expected: [range(0, MIB + 2 * 4096), range(MIB + 10 * 4096, 4096)],
@@ -53,6 +61,7 @@ describe('mapDisk', () => {
       name: 'gpt: the backup entries and header at the end are mapped',
       table: {
         kind: 'gpt',
+        identity: GPT_IDENTITY,
         primaryRange: range(0, 34 * 512),
         partitions: [part(1, MIB, 4 * MIB)],
         backupRange: range(16 * MIB - 33 * 512, 33 * 512),
@@ -63,7 +72,12 @@ describe('mapDisk', () => {
     },
     {
       name: 'the first partition is the lowest start, whatever its number (the embedding gap is mapped)',
-      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, 8 * MIB, MIB), part(2, 2 * MIB, MIB)] },
+      table: {
+        kind: 'msdos',
+        identity: MSDOS_IDENTITY,
+        primaryRange: range(0, 512),
+        partitions: [part(1, 8 * MIB, MIB), part(2, 2 * MIB, MIB)],
+      },
       allocations: [
         [1, allocated(512, [0, 1])],
         [2, allocated(512, [0, 1])],
@@ -73,7 +87,12 @@ describe('mapDisk', () => {
     },
     {
       name: 'an unread filesystem is mapped whole and said so',
-      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, MIB, MIB), part(2, 4 * MIB, 2 * MIB)] },
+      table: {
+        kind: 'msdos',
+        identity: MSDOS_IDENTITY,
+        primaryRange: range(0, 512),
+        partitions: [part(1, MIB, MIB), part(2, 4 * MIB, 2 * MIB)],
+      },
       allocations: [
         [1, allocated(4096, [0, 1])],
         [2, { kind: 'whole', reason: 'xfs' }],
@@ -84,7 +103,7 @@ describe('mapDisk', () => {
     },
     {
       name: 'a partition with no allocation given is mapped whole',
-      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, MIB, MIB)] },
+      table: { kind: 'msdos', identity: MSDOS_IDENTITY, primaryRange: range(0, 512), partitions: [part(1, MIB, MIB)] },
       allocations: [],
       imageSizeBytes: 4 * MIB,
       expected: [range(0, 2 * MIB)],
@@ -92,14 +111,19 @@ describe('mapDisk', () => {
     },
     {
       name: 'a filesystem claiming blocks past its partition is clipped to the partition',
-      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, MIB, MIB)] },
+      table: { kind: 'msdos', identity: MSDOS_IDENTITY, primaryRange: range(0, 512), partitions: [part(1, MIB, MIB)] },
       allocations: [[1, allocated(4096, [255, 10])]],
       imageSizeBytes: 4 * MIB,
       expected: [range(0, MIB), range(2 * MIB - 4096, 4096)],
     },
     {
       name: 'adjacent runs from two partitions merge',
-      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, MIB, MIB), part(2, 2 * MIB, MIB)] },
+      table: {
+        kind: 'msdos',
+        identity: MSDOS_IDENTITY,
+        primaryRange: range(0, 512),
+        partitions: [part(1, MIB, MIB), part(2, 2 * MIB, MIB)],
+      },
       allocations: [
         [1, allocated(4096, [255, 1])],
         [2, allocated(4096, [0, 1])],
@@ -109,21 +133,26 @@ describe('mapDisk', () => {
     },
     {
       name: 'a partition claiming LBA 0 does not unmap it',
-      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [part(1, 0, MIB)] },
+      table: { kind: 'msdos', identity: MSDOS_IDENTITY, primaryRange: range(0, 512), partitions: [part(1, 0, MIB)] },
       allocations: [[1, allocated(4096, [10, 1])]],
       imageSizeBytes: 4 * MIB,
       expected: [range(0, 512), range(10 * 4096, 4096)],
     },
     {
       name: 'a GPT partition over the primary entries does not unmap them',
-      table: { kind: 'gpt', primaryRange: range(0, 34 * 512), partitions: [part(1, 1024, MIB)] },
+      table: {
+        kind: 'gpt',
+        identity: GPT_IDENTITY,
+        primaryRange: range(0, 34 * 512),
+        partitions: [part(1, 1024, MIB)],
+      },
       allocations: [[1, allocated(4096, [100, 1])]],
       imageSizeBytes: 4 * MIB,
       expected: [range(0, 34 * 512), range(1024 + 100 * 4096, 4096)],
     },
     {
       name: 'no partitions: the whole image is the head',
-      table: { kind: 'msdos', primaryRange: range(0, 512), partitions: [] },
+      table: { kind: 'msdos', identity: MSDOS_IDENTITY, primaryRange: range(0, 512), partitions: [] },
       allocations: [],
       imageSizeBytes: 4 * MIB,
       expected: [range(0, 4 * MIB)],

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { crc32 } from 'node:zlib';
-import { parsePartitionTable, TABLE_HEAD_BYTES } from '../../../src/boot/partition-table.ts';
 import { isReimageError } from '../../../src/core/reimage-error.ts';
+import { parsePartitionTable, TABLE_HEAD_BYTES } from '../../../src/disk/partition-table.ts';
 
 const MIB = 1024 * 1024;
 const IMAGE_BYTES = 64 * MIB;
@@ -26,6 +26,7 @@ function msdos(slots: { type: number; startLba: number; sectors: number }[]): Bu
 function gpt(
   entries: { index: number; firstLba: number; lastLba: number }[],
   alternateLba = IMAGE_BYTES / 512 - 1,
+  editHeader: (header: Buffer) => void = () => {},
 ): Buffer {
   const head = msdos([{ type: 0xee, startLba: 1, sectors: IMAGE_BYTES / 512 - 1 }]);
   const table = head.subarray(1024, 1024 + 128 * 128);
@@ -46,6 +47,7 @@ function gpt(
   header.writeUInt32LE(128, 80);
   header.writeUInt32LE(128, 84);
   header.writeUInt32LE(crc32(table), 88);
+  editHeader(header);
   header.writeUInt32LE(crc32(header), 16);
   return head;
 }
@@ -97,6 +99,23 @@ describe('parsePartitionTable', () => {
     ]);
     assert.deepEqual(table.backupRange, { offsetBytes: IMAGE_BYTES - 33 * 512, lengthBytes: 33 * 512 });
     assert.deepEqual(table.primaryRange, { offsetBytes: 0, lengthBytes: 34 * 512 });
+  });
+
+  it('reads the msdos disk signature, little-endian, from LBA 0 offset 440', () => {
+    const head = msdos([{ type: 0x83, startLba: 2048, sectors: 4096 }]);
+    head.set([0x78, 0x56, 0x34, 0x12], 440);
+    assert.deepEqual(parsePartitionTable(head, IMAGE_BYTES).identity, { scheme: 'msdos', signature: 0x12345678 });
+  });
+
+  it('reads the GPT disk GUID from header offset 56 (mixed-endian), not the protective MBR signature', () => {
+    const head = gpt([{ index: 0, firstLba: 2048, lastLba: 4095 }], IMAGE_BYTES / 512 - 1, (header) =>
+      header.set(Buffer.from('33221100554477668899aabbccddeeff', 'hex'), 56),
+    );
+    head.set([1, 2, 3, 4], 440);
+    assert.deepEqual(parsePartitionTable(head, IMAGE_BYTES).identity, {
+      scheme: 'gpt',
+      diskGuid: '00112233-4455-6677-8899-aabbccddeeff',
+    });
   });
 
   const refusals: { name: string; head: () => Buffer; imageSizeBytes?: number; says: RegExp }[] = [

@@ -3,12 +3,25 @@ import { ReimageError } from '../core/reimage-error.ts';
 import type { ByteRange } from './byte-range.ts';
 
 /**
- * The image's partition table read from its own bytes, never from a kernel's view: the armed
- * write needs the NEW image's partitions while the disk still holds the old table. DESIGN puts
- * "partition offsets from a partition table held in memory" in disk/; it lives here until the
- * lead moves it, since this session may only add files under src/boot/.
+ * A partition table read from a disk's or an image's own bytes, never from a kernel's view: the
+ * armed write needs the NEW image's partitions while the disk still holds the old table (DESIGN:
+ * "partition offsets from a partition table held in memory" belong to disk/).
  */
 export const TABLE_SECTOR_BYTES = 512;
+
+/**
+ * What names one disk whatever the kernel calls it (issue 9: the recovery initramfs finds its disk
+ * by identity, never by a device name alone): the msdos disk signature (the 32-bit little-endian
+ * word at LBA 0 offset 440, as `sfdisk --disk-id` prints it) or the GPT disk GUID (header offset 56).
+ */
+export type DiskIdentity =
+  | { readonly scheme: 'msdos'; readonly signature: number }
+  | { readonly scheme: 'gpt'; readonly diskGuid: string };
+
+/** Where the msdos disk signature lies in LBA 0. */
+export const MSDOS_SIGNATURE_OFFSET_BYTES = 440;
+/** Where the disk GUID lies in the GPT header (LBA 1). */
+const GPT_DISK_GUID_OFFSET_BYTES = 56;
 
 export interface TablePartition {
   /** 1-based: msdos slots 1-4, GPT entry index + 1 (as the kernel names them). */
@@ -23,6 +36,8 @@ export interface TablePartition {
 
 export interface PartitionTable {
   readonly kind: 'msdos' | 'gpt';
+  /** The disk's identity as its table records it (its scheme is always `kind`). */
+  readonly identity: DiskIdentity;
   readonly partitions: readonly TablePartition[];
   /** LBA 0 and, for GPT, the primary header and entries: mapped even if a partition claims them. */
   readonly primaryRange: ByteRange;
@@ -116,8 +131,10 @@ function parseGpt(head: Uint8Array, imageSizeBytes: number): PartitionTable {
   if (backupStartLba < 2 || (alternateLba + 1) * TABLE_SECTOR_BYTES > imageSizeBytes) {
     throw invalid("the GPT backup header lies outside the image (was the image's end cut off?)", { alternateLba });
   }
+  const guidAt = headerAt + GPT_DISK_GUID_OFFSET_BYTES;
   return {
     kind: 'gpt',
+    identity: { scheme: 'gpt', diskGuid: guidText(head.subarray(guidAt, guidAt + 16)) },
     partitions,
     primaryRange: { offsetBytes: 0, lengthBytes: entriesAt + entrySectors * TABLE_SECTOR_BYTES },
     backupRange: {
@@ -156,5 +173,10 @@ export function parsePartitionTable(head: Uint8Array, imageSizeBytes: number): P
     checkInside(partition, imageSizeBytes);
     partitions.push(partition);
   });
-  return { kind: 'msdos', partitions, primaryRange: { offsetBytes: 0, lengthBytes: TABLE_SECTOR_BYTES } };
+  return {
+    kind: 'msdos',
+    identity: { scheme: 'msdos', signature: view.getUint32(MSDOS_SIGNATURE_OFFSET_BYTES, true) },
+    partitions,
+    primaryRange: { offsetBytes: 0, lengthBytes: TABLE_SECTOR_BYTES },
+  };
 }
