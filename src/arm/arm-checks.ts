@@ -1,16 +1,11 @@
 import { stat } from 'node:fs/promises';
 import { release as osRelease } from 'node:os';
 import { join } from 'node:path';
-import {
-  type ByteRange,
-  checkBlockMap,
-  measureRefugeRoom,
-  refugeFilesystemVerdict,
-} from '../boot/index.ts';
+import { checkBlockMap, measureRefugeRoom, refugeFilesystemVerdict } from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { ReimageError } from '../core/reimage-error.ts';
+import { type ByteRange, type Mounted, mergeRanges, resolvePartition } from '../disk/index.ts';
 import { loadBlockMap } from '../image/index.ts';
-import { type Mounted, mergeRanges, resolvePartition } from '../disk/index.ts';
 import type { Plan } from '../plan/index.ts';
 import { measureBundleRoom } from './bundle-room.ts';
 import { checkRecoveryKernel } from './kernel-release.ts';
@@ -50,7 +45,7 @@ export async function recoveryInputs(o: {
   if (o.offline && (o.kernelPath === undefined || o.modulesDir === undefined)) {
     throw new ReimageError(
       'REIMAGE_ARM_OFFLINE_NEEDS_KERNEL',
-      'Arming a disk image file needs --kernel FILE and --modules DIR: the running kernel is not the disk\'s. Give the kernel the armed disk will boot and its lib/modules/<version> directory.',
+      "Arming a disk image file needs --kernel FILE and --modules DIR: the running kernel is not the disk's. Give the kernel the armed disk will boot and its lib/modules/<version> directory.",
       { evidence: { field: o.kernelPath === undefined ? '--kernel' : '--modules' } },
     );
   }
@@ -69,7 +64,11 @@ export async function recoveryInputs(o: {
 }
 
 /** The old partition a plan reference names (number, label or UUID), as the disk shows it now. */
-export async function planPartition(disk: OldDisk, ref: Plan['image']['partition'], field: string): Promise<OldPartition> {
+export async function planPartition(
+  disk: OldDisk,
+  ref: Plan['image']['partition'],
+  field: string,
+): Promise<OldPartition> {
   const device = await resolvePartition(disk.device, ref, { field, timeoutMs: 2000 });
   const found = disk.partitions.find((partition) => partition.device === device);
   if (found === undefined) throw new Error(`planPartition: ${device} is not among ${disk.device}'s partitions`);
@@ -161,7 +160,8 @@ export async function checkOldState(o: {
       log: o.log,
       ...(o.signal === undefined ? {} : { signal: o.signal }),
     });
-    if (o.plan.image.bmap !== undefined) await checkGivenBmap(join(imageMount.dir, o.plan.image.bmap), o.plan.image.bmap, facts, o.log);
+    if (o.plan.image.bmap !== undefined)
+      await checkGivenBmap(join(imageMount.dir, o.plan.image.bmap), o.plan.image.bmap, facts, o.log);
     return { imagePartition, facts, bundle };
   } finally {
     for (const mount of mounts.reverse()) await mount.unmount();

@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CORE_ROOM_BYTES, encodeMapItem, GRUB_SECTOR_BYTES, patchBootSector, readGrubBootImage, releaseRefugeFile } from '../boot/index.ts';
+import {
+  CORE_ROOM_BYTES,
+  encodeMapItem,
+  GRUB_SECTOR_BYTES,
+  patchBootSector,
+  readGrubBootImage,
+  releaseRefugeFile,
+} from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import { readAt, replaceSector } from '../disk/index.ts';
@@ -19,14 +26,13 @@ import {
   type RefugeCandidate,
   recoveryInputs,
 } from './arm-checks.ts';
-import { findArm } from './find-arm.ts';
 import { type FilledRefuge, fillRefuge, refugeItemRequests, refugeNeedBytes } from './fill-refuge.ts';
+import { findArm } from './find-arm.ts';
 import type { NewImageFacts } from './new-image-facts.ts';
 import { mountOldPartition, type OldDisk, openOldDisk } from './old-disk.ts';
 
 /** The reimage checkout the recovery initramfs carries (this file is src/arm/arm-disk.ts). */
 const PROJECT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
 
 export interface ArmOptions {
   readonly planPath: string;
@@ -94,7 +100,11 @@ function mapItem(facts: NewImageFacts): Buffer {
     format: 1,
     imageSizeBytes: facts.sizeBytes,
     table: facts.table.kind,
-    partitions: facts.table.partitions.map((p) => ({ number: p.number, startBytes: p.startBytes, sizeBytes: p.sizeBytes })),
+    partitions: facts.table.partitions.map((p) => ({
+      number: p.number,
+      startBytes: p.startBytes,
+      sizeBytes: p.sizeBytes,
+    })),
     ranges: facts.map.ranges,
     writablePartitions: facts.writablePartitions,
     firstSector: facts.firstSector.toString('base64'),
@@ -186,7 +196,8 @@ export async function armDisk(o: ArmOptions): Promise<ArmReport> {
     await refuseArmedAlready(disk);
     const inputs = await recoveryInputs({ offline: disk.offline, kernelPath: o.kernelPath, modulesDir: o.modulesDir });
     const { facts, bundle } = await checkOldState({ disk, plan, workDir: scratch, log: o.log, ...signalOf(o) });
-    const initramfsPath = o.initramfsPath ?? (await buildRecoveryInitramfs(o.planPath, inputs, scratch, o.log, o.signal));
+    const initramfsPath =
+      o.initramfsPath ?? (await buildRecoveryInitramfs(o.planPath, inputs, scratch, o.log, o.signal));
     const [kernel, initramfs] = await Promise.all([readFile(inputs.kernelPath), readFile(initramfsPath)]);
     const oldLba0 = await readFirstSector(disk);
     const contents = {
@@ -201,7 +212,8 @@ export async function armDisk(o: ArmOptions): Promise<ArmReport> {
     };
     const needBytes = refugeNeedBytes(refugeItemRequests(contents));
     const excluded = excludedRanges(facts);
-    const only = plan.refuge === undefined ? undefined : await planPartition(disk, plan.refuge.partition, 'refuge.partition');
+    const only =
+      plan.refuge === undefined ? undefined : await planPartition(disk, plan.refuge.partition, 'refuge.partition');
     const candidates = await measureCandidates({ disk, only, excluded });
     const report = (armed: boolean, refuge?: FilledRefuge): ArmReport => ({
       armed,
@@ -243,7 +255,13 @@ export async function armDisk(o: ArmOptions): Promise<ArmReport> {
     let filled: FilledRefuge;
     try {
       const imagePartition = await planPartition(disk, plan.image.partition, 'image.partition');
-      const image = await readImageAgain(plan, imagePartition === chosen.partition ? mount.dir : undefined, disk, scratch, o.log);
+      const image = await readImageAgain(
+        plan,
+        imagePartition === chosen.partition ? mount.dir : undefined,
+        disk,
+        scratch,
+        o.log,
+      );
       filled = await fillRefuge({
         disk,
         partition: chosen.partition,

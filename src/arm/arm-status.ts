@@ -87,14 +87,19 @@ export async function armStatus(diskPath: string): Promise<ArmStatus> {
 
 /** The status as lines for a person. Pure. */
 export function formatArmStatus(status: ArmStatus): string[] {
-  const lines = [`${status.disk}: ${status.state}${status.stage === undefined ? '' : ` (stage ${status.stage}, attempt ${status.attempt ?? 0})`}`];
+  const lines = [
+    `${status.disk}: ${status.state}${status.stage === undefined ? '' : ` (stage ${status.stage}, attempt ${status.attempt ?? 0})`}`,
+  ];
   if (status.why !== undefined) lines.push(`  why:       ${status.why}`);
   if (status.reason !== undefined) lines.push(`  reason:    ${status.reason.code}: ${status.reason.message}`);
   if (status.armedAt !== undefined) lines.push(`  armed at:  ${status.armedAt}`);
-  if (status.write !== undefined) lines.push(`  written:   ${status.write.durableBytes} of ${status.write.totalBytes} bytes`);
+  if (status.write !== undefined)
+    lines.push(`  written:   ${status.write.durableBytes} of ${status.write.totalBytes} bytes`);
   if (status.refuge !== undefined) {
     lines.push(`  refuge:    partition ${status.refuge.partition}, core.img at LBA ${status.refuge.coreLba}`);
-    lines.push(`  image:     ${status.refuge.image.format}, ${status.refuge.image.sizeBytes} bytes, sha256 ${status.refuge.image.sha256}`);
+    lines.push(
+      `  image:     ${status.refuge.image.format}, ${status.refuge.image.sizeBytes} bytes, sha256 ${status.refuge.image.sha256}`,
+    );
   }
   return lines;
 }

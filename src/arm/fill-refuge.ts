@@ -236,7 +236,10 @@ export async function fillRefuge(o: {
           name: placed.name,
           sizeBytes: data === undefined ? placed.sizeBytes : data.length,
           ...(data === undefined ? {} : { sha256: sha256(data) }),
-          ranges: placed.extents.map((extent) => ({ offsetBytes: extent.diskOffsetBytes, lengthBytes: extent.lengthBytes })),
+          ranges: placed.extents.map((extent) => ({
+            offsetBytes: extent.diskOffsetBytes,
+            lengthBytes: extent.lengthBytes,
+          })),
         };
       }),
       image: { format: o.facts.format, sha256: o.facts.sha256, sizeBytes: o.facts.sizeBytes },
@@ -268,10 +271,20 @@ export async function fillRefuge(o: {
     }
     await setRefugeImmutable(reserved.path, true);
     await checkRefugeRaw(o.disk, layout, header, headerBytes, journalId);
-    return { partition: o.partition, path: reserved.path, layout, header, journalId: header.journalId, coreLba, reservedBytes: o.reserveBytes };
+    return {
+      partition: o.partition,
+      path: reserved.path,
+      layout,
+      header,
+      journalId: header.journalId,
+      coreLba,
+      reservedBytes: o.reserveBytes,
+    };
   } catch (error) {
     await releaseRefugeFile(reserved.path).catch((releaseError: unknown) =>
-      o.log.warn(`could not remove the refuge ${reserved.path}: ${String(releaseError)}; remove it with chattr -i and rm`),
+      o.log.warn(
+        `could not remove the refuge ${reserved.path}: ${String(releaseError)}; remove it with chattr -i and rm`,
+      ),
     );
     throw error;
   }

@@ -45,8 +45,10 @@ export function parseKernelRelease(release: string): { major: number; minor: num
 export function releaseRunsNode(release: string): boolean {
   const parsed = parseKernelRelease(release);
   if (parsed === undefined) return false;
-  return parsed.major > MIN_KERNEL_RELEASE.major ||
-    (parsed.major === MIN_KERNEL_RELEASE.major && parsed.minor >= MIN_KERNEL_RELEASE.minor);
+  return (
+    parsed.major > MIN_KERNEL_RELEASE.major ||
+    (parsed.major === MIN_KERNEL_RELEASE.major && parsed.minor >= MIN_KERNEL_RELEASE.minor)
+  );
 }
 
 /**
@@ -58,10 +60,14 @@ export async function checkRecoveryKernel(kernelPath: string): Promise<{ release
   try {
     file = await open(kernelPath, 'r');
   } catch (error) {
-    throw new ReimageError('REIMAGE_ARM_KERNEL_UNUSABLE', `The kernel ${kernelPath} cannot be read. Give the kernel with --kernel FILE.`, {
-      evidence: { path: kernelPath, field: '--kernel' },
-      cause: error,
-    });
+    throw new ReimageError(
+      'REIMAGE_ARM_KERNEL_UNUSABLE',
+      `The kernel ${kernelPath} cannot be read. Give the kernel with --kernel FILE.`,
+      {
+        evidence: { path: kernelPath, field: '--kernel' },
+        cause: error,
+      },
+    );
   }
   try {
     const sizeBytes = (await file.stat()).size;
@@ -80,7 +86,13 @@ export async function checkRecoveryKernel(kernelPath: string): Promise<{ release
       throw new ReimageError(
         'REIMAGE_ARM_KERNEL_UNUSABLE',
         `The kernel ${kernelPath} is Linux ${release}; the recovery initramfs runs Node 24, which needs Linux ${MIN_KERNEL_RELEASE.major}.${MIN_KERNEL_RELEASE.minor} or later. Give a newer kernel with --kernel (the new image's own kernel will do) and its modules with --modules.`,
-        { evidence: { path: kernelPath, actual: release, expected: `≥ ${MIN_KERNEL_RELEASE.major}.${MIN_KERNEL_RELEASE.minor}` } },
+        {
+          evidence: {
+            path: kernelPath,
+            actual: release,
+            expected: `≥ ${MIN_KERNEL_RELEASE.major}.${MIN_KERNEL_RELEASE.minor}`,
+          },
+        },
       );
     }
     return { release, sizeBytes };

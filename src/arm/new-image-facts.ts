@@ -1,6 +1,6 @@
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mapImageFile, type DiskMap } from '../boot/index.ts';
+import { type DiskMap, mapImageFile } from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
@@ -109,7 +109,12 @@ export async function learnNewImage(o: {
     const map = await mapImageFile(decodedPath);
     const writablePartitions: { number: number; filesystem: string | undefined }[] = [];
     for (const [index, mount] of o.plan.restore.mounts.entries()) {
-      const found = await resolveNewPartition(decodedPath, table, mount.partition, `restore.mounts[${index}].partition`);
+      const found = await resolveNewPartition(
+        decodedPath,
+        table,
+        mount.partition,
+        `restore.mounts[${index}].partition`,
+      );
       if (!writablePartitions.some((p) => p.number === found.number)) writablePartitions.push(found);
     }
     return {

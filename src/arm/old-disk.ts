@@ -1,7 +1,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { Logger } from '../core/logger.ts';
 import { deviceNumbers } from '../core/device-number.ts';
+import type { Logger } from '../core/logger.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import {
   attachLoopDevice,

@@ -1,4 +1,4 @@
-import { type ByteRange, mergeRanges } from './byte-range.ts';
+import { type ByteRange, mergeRanges } from '../disk/index.ts';
 
 /**
  * One run of the refuge file's bytes: where it is in the file and where on the WHOLE disk

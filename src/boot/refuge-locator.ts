@@ -52,7 +52,9 @@ export function decodeLocator(block: Uint8Array): RefugeLocator | undefined {
 /** core.img padded to its room with the locator at the end: the core item's bytes. Pure. */
 export function coreWithLocator(core: Buffer, locator: RefugeLocator): Buffer {
   if (core.length > LOCATOR_OFFSET_IN_CORE_ROOM) {
-    throw new Error(`core.img is ${core.length} bytes; its room holds ${LOCATOR_OFFSET_IN_CORE_ROOM} before the locator`);
+    throw new Error(
+      `core.img is ${core.length} bytes; its room holds ${LOCATOR_OFFSET_IN_CORE_ROOM} before the locator`,
+    );
   }
   const room = Buffer.alloc(CORE_ROOM_BYTES);
   core.copy(room);

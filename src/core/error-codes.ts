@@ -371,7 +371,8 @@ export const ERROR_CODES = {
   REIMAGE_ARM_KERNEL_UNUSABLE: {
     exitClass: 'refusedUntouched',
     retryable: false,
-    meaning: 'the recovery kernel is not a bzImage, cannot run Node 24 (Linux < 4.18), or its modules directory is missing',
+    meaning:
+      'the recovery kernel is not a bzImage, cannot run Node 24 (Linux < 4.18), or its modules directory is missing',
   },
   REIMAGE_ARM_DISK_UNSUPPORTED: {
     exitClass: 'refusedUntouched',

@@ -29,6 +29,7 @@ export {
   refreshPartitions,
   resolvePartition,
 } from './partitions.ts';
+export { replaceSector } from './replace-sector.ts';
 export {
   closeTarget,
   type OpenedTarget,
@@ -38,4 +39,3 @@ export {
   syncTarget,
   writeAt,
 } from './target-handle.ts';
-export { replaceSector } from './replace-sector.ts';

@@ -27,10 +27,14 @@ export async function replaceSector(o: {
   try {
     handle = await open(o.path, flags);
   } catch (error) {
-    throw new ReimageError('REIMAGE_TARGET_UNREADABLE', `Cannot open ${o.path} to write its boot sector. Run as root.`, {
-      evidence: { path: o.path },
-      cause: error,
-    });
+    throw new ReimageError(
+      'REIMAGE_TARGET_UNREADABLE',
+      `Cannot open ${o.path} to write its boot sector. Run as root.`,
+      {
+        evidence: { path: o.path },
+        cause: error,
+      },
+    );
   }
   try {
     await readAt(handle, sector, o.offsetBytes);

@@ -1,5 +1,5 @@
-import type { ByteRange } from '../boot/index.ts';
 import { type Evidence, ReimageError } from '../core/reimage-error.ts';
+import type { ByteRange } from '../disk/index.ts';
 import { IMAGE_SECTOR_BYTES } from './image-format.ts';
 
 /** The end of the last range: the first byte the armed write never needs. */

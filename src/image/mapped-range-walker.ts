@@ -1,4 +1,4 @@
-import type { ByteRange } from '../boot/index.ts';
+import type { ByteRange } from '../disk/index.ts';
 
 /** A run of decoded image bytes that lies in the map: where it goes and where it is in the map. */
 export interface MappedPiece {

@@ -1,5 +1,5 @@
-import type { ByteRange } from '../boot/index.ts';
 import { ReimageError } from '../core/reimage-error.ts';
+import type { ByteRange } from '../disk/index.ts';
 import { type OpenedTarget, type TargetInfo, writeAt } from '../disk/index.ts';
 import { WRITE_BLOCK_BYTES, WRITE_BLOCKS_IN_FLIGHT } from './block-sink.ts';
 import { mappedEndBytes, rangesPastImage } from './check-mapped-ranges.ts';

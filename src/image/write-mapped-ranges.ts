@@ -1,7 +1,7 @@
-import type { ByteRange } from '../boot/index.ts';
 import type { OnProgress, Progress } from '../core/progress.ts';
 import { ignoreProgress, throttleProgress } from '../core/progress.ts';
 import { ReimageError } from '../core/reimage-error.ts';
+import type { ByteRange } from '../disk/index.ts';
 import { closeTarget, inspectTarget, openTarget, refuseBusyTarget } from '../disk/index.ts';
 import { checkMappedRanges, mappedEndBytes, rangesPastImage, rangesPastTarget } from './check-mapped-ranges.ts';
 import { decodedChunks } from './decoded-chunks.ts';

@@ -133,7 +133,7 @@ reboot_untouched() {
 run_plan() {
   # An armed disk's recovery boot names its refuge on the command line: the armed run takes the
   # plan and image from there and resumes from its journal (docs/arm.md).
-  if grep -q 'reimage\.refuge=' /proc/cmdline; then
+  if grep -q 'reimage.refuge=' /proc/cmdline; then
     "$REIMAGE" run --armed --disk "$DISK"
   else
     "$REIMAGE" run --plan "$PLAN"

@@ -1,14 +1,13 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { open } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   decodeRefugeHeader,
+  formatDiskIdentity,
   parseRecoveryCmdline,
-  type RecoveryCmdline,
   REFUGE_HEADER_BYTES,
+  type RecoveryCmdline,
   type RefugeHeader,
 } from '../boot/index.ts';
-import { formatDiskIdentity } from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import { type DiskIdentity, parsePartitionTable, readAt, TABLE_HEAD_BYTES } from '../disk/index.ts';
@@ -35,7 +34,8 @@ async function identityOf(device: string): Promise<DiskIdentity | undefined> {
   try {
     const handle = await open(device, 'r');
     try {
-      const sizeBytes = Number((await readFile(`/sys/class/block/${device.slice('/dev/'.length)}/size`, 'utf8')).trim()) * SECTOR_BYTES;
+      const sizeBytes =
+        Number((await readFile(`/sys/class/block/${device.slice('/dev/'.length)}/size`, 'utf8')).trim()) * SECTOR_BYTES;
       const head = Buffer.alloc(Math.min(TABLE_HEAD_BYTES, sizeBytes));
       await readAt(handle, head, 0);
       return parsePartitionTable(head, sizeBytes).identity;
@@ -88,7 +88,9 @@ export async function findArmedDisk(o: {
         await readAt(handle, headerBytes, journalOffsetBytes + 8192);
         const header = decodeRefugeHeader(headerBytes);
         if (!sameIdentity(header.disk, cmdline.disk)) continue;
-        o.log.info(`armed disk: ${device} (${formatDiskIdentity(cmdline.disk)}), refuge at LBA ${cmdline.refuge.startLba}`);
+        o.log.info(
+          `armed disk: ${device} (${formatDiskIdentity(cmdline.disk)}), refuge at LBA ${cmdline.refuge.startLba}`,
+        );
         return { device, cmdline, header, headerBytes, journalOffsetBytes };
       } catch (error) {
         o.log.warn(

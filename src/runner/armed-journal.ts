@@ -1,11 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import {
-  type JournalEvent,
-  type JournalLocation,
-  type JournalState,
-  nextState,
-  writeJournal,
-} from '../boot/index.ts';
+import { type JournalEvent, type JournalLocation, type JournalState, nextState, writeJournal } from '../boot/index.ts';
 
 /**
  * The armed run's hold on its journal: every step is first a legal move of the pure state machine

@@ -8,11 +8,11 @@ import {
   type MapItem,
   NEW_EXT_MOUNT_OPTIONS,
   protectExtBlocks,
+  type RefugeHeader,
+  type RefugeHeaderItem,
   readBundleRaw,
   readItemRaw,
   readJournal,
-  type RefugeHeader,
-  type RefugeHeaderItem,
   releaseExtBlocks,
   sha256ItemRaw,
   wipeItemRaw,
@@ -34,7 +34,7 @@ import {
   resolvePartition,
 } from '../disk/index.ts';
 import { commitFirstSector, writeMappedRanges } from '../image/index.ts';
-import { parsePlan, type Plan } from '../plan/index.ts';
+import { type Plan, parsePlan } from '../plan/index.ts';
 import { captureBundle } from '../retain/index.ts';
 import { type ArmedDisk, findArmedDisk } from './armed-disk.ts';
 import { ArmedJournal } from './armed-journal.ts';
@@ -83,9 +83,13 @@ export interface ArmedRunReport {
 function item(header: RefugeHeader, name: RefugeHeaderItem['name']): RefugeHeaderItem {
   const found = header.items.find((candidate) => candidate.name === name);
   if (found === undefined) {
-    throw new ReimageError('REIMAGE_REFUGE_DAMAGED', `The refuge header lists no ${name}; arm writes one. Disarm and arm again.`, {
-      evidence: { item: name },
-    });
+    throw new ReimageError(
+      'REIMAGE_REFUGE_DAMAGED',
+      `The refuge header lists no ${name}; arm writes one. Disarm and arm again.`,
+      {
+        evidence: { item: name },
+      },
+    );
   }
   return found;
 }
@@ -140,7 +144,9 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
       await ensureBundleWiped(context);
       await ensureCommitted(context);
       await ensureReleased(context);
-      log.info(`reimage complete (armed run) in ${((Date.now() - startedAt.getTime()) / 1000).toFixed(1)} s; finish: ${plan.finish}`);
+      log.info(
+        `reimage complete (armed run) in ${((Date.now() - startedAt.getTime()) / 1000).toFixed(1)} s; finish: ${plan.finish}`,
+      );
       return restored;
     } catch (error) {
       await recordEnd(disk, found, journal, error, log);
@@ -149,7 +155,11 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
         throw new ReimageError(
           'REIMAGE_ARMED_RUN_REFUSED',
           `The armed run refused before the disk was touched: ${error instanceof Error ? error.message : String(error)} The old boot code is back; the old OS boots next.`,
-          { evidence: { code: isReimageError(error) ? error.code : 'internal' }, cause: error, targetState: 'untouched' },
+          {
+            evidence: { code: isReimageError(error) ? error.code : 'internal' },
+            cause: error,
+            targetState: 'untouched',
+          },
         );
       }
       throw markTouched(error, 'REIMAGE_ARMED_RUN_FAILED', 'The armed run failed after the disk was touched');
@@ -214,9 +224,13 @@ async function readPlanItem(disk: FileHandle, header: RefugeHeader): Promise<Pla
   const text = (await readItemRaw(disk, item(header, 'plan'))).toString('utf8');
   const parsed = parsePlan(text);
   if (parsed.plan === undefined) {
-    throw new ReimageError('REIMAGE_REFUGE_DAMAGED', "The refuge's plan is not a valid plan; arm wrote one. Disarm and arm again.", {
-      evidence: { item: 'plan' },
-    });
+    throw new ReimageError(
+      'REIMAGE_REFUGE_DAMAGED',
+      "The refuge's plan is not a valid plan; arm wrote one. Disarm and arm again.",
+      {
+        evidence: { item: 'plan' },
+      },
+    );
   }
   return parsed.plan;
 }
@@ -237,7 +251,9 @@ async function ensureBundlePersisted(c: RunContext): Promise<string> {
       await captureBundle({
         root: root.dir,
         requests: c.plan.retain.paths.map((entry) =>
-          typeof entry === 'string' ? { pattern: entry, optional: false } : { pattern: entry.path, optional: entry.optional },
+          typeof entry === 'string'
+            ? { pattern: entry, optional: false }
+            : { pattern: entry.path, optional: entry.optional },
         ),
         bundlePath,
         log: o.log,
@@ -277,14 +293,17 @@ async function ensureWritten(c: RunContext): Promise<number> {
   const imagePath = join(o.workDir, 'image');
   await writeFile(imagePath, await readItemRaw(disk, item(found.header, 'image')), { mode: 0o600 });
   const durableBytes = journal.state.write?.durableBytes ?? 0;
-  o.log.info(`step 2/6 write: ${map.ranges.length} mapped ranges onto ${found.device}, from byte ${durableBytes} of the mapped bytes`);
+  o.log.info(
+    `step 2/6 write: ${map.ranges.length} mapped ranges onto ${found.device}, from byte ${durableBytes} of the mapped bytes`,
+  );
   const result = await writeMappedRanges({
     imagePath,
     target: found.device,
     ranges: map.ranges,
     durableBytes,
     onDurable: async (bytes) => {
-      if (bytes > (journal.state.write?.durableBytes ?? 0)) await journal.record({ type: 'write-progress', durableBytes: bytes });
+      if (bytes > (journal.state.write?.durableBytes ?? 0))
+        await journal.record({ type: 'write-progress', durableBytes: bytes });
     },
     ...(o.signal === undefined ? {} : { signal: o.signal }),
     onProgress: c.onProgress,
@@ -300,7 +319,10 @@ async function attachNewPartitions(c: RunContext): Promise<Map<number, LoopDevic
   for (const writable of c.map.writablePartitions) {
     const partition = c.map.partitions.find((p) => p.number === writable.number);
     if (partition === undefined) throw new Error(`armed run: the map has no partition ${writable.number}`);
-    loops.set(writable.number, await attachLoopAt(c.found.device, { offsetBytes: partition.startBytes, sizeBytes: partition.sizeBytes }));
+    loops.set(
+      writable.number,
+      await attachLoopAt(c.found.device, { offsetBytes: partition.startBytes, sizeBytes: partition.sizeBytes }),
+    );
   }
   return loops;
 }
@@ -349,14 +371,19 @@ async function ensureRestored(
       const inside = refugeRangesIn(c, number);
       if (inside.length === 0) continue;
       if (filesystem === undefined || !PROTECTABLE.has(filesystem)) {
-        throw new Error(`armed run: the refuge lies inside partition ${number} (${filesystem ?? 'no filesystem'}), which arm excludes`);
+        throw new Error(
+          `armed run: the refuge lies inside partition ${number} (${filesystem ?? 'no filesystem'}), which arm excludes`,
+        );
       }
       const protectedBlocks = await protectExtBlocks(loop.device, inside);
       o.log.info(`partition ${number}: ${protectedBlocks.blocks} refuge blocks marked in use (bad-block list)`);
     }
     let restored = 0;
     let verified = 0;
-    const partitionDevice = async (ref: Plan['restore']['mounts'][number]['partition'], field: string): Promise<string> => {
+    const partitionDevice = async (
+      ref: Plan['restore']['mounts'][number]['partition'],
+      field: string,
+    ): Promise<string> => {
       for (const [number, loop] of loops) {
         if (typeof ref === 'number' ? ref === number : await matchesLabelOrUuid(loop.device, ref)) return loop.device;
       }
@@ -383,7 +410,13 @@ async function ensureRestored(
       await journal.record({ type: 'restored' });
     } else {
       for (const [index, mount] of plan.restore.mounts.entries()) {
-        mounts.push(await mountReadWrite(await partitionDevice(mount.partition, `restore.mounts[${index}].partition`), join(newRoot, mount.at), NEW_EXT_MOUNT_OPTIONS));
+        mounts.push(
+          await mountReadWrite(
+            await partitionDevice(mount.partition, `restore.mounts[${index}].partition`),
+            join(newRoot, mount.at),
+            NEW_EXT_MOUNT_OPTIONS,
+          ),
+        );
       }
     }
     if (journal.state.stage === 'restored') {
@@ -435,7 +468,7 @@ async function ensureCommitted(c: RunContext): Promise<void> {
 /** Step 6: the refuge's blocks inside new ext partitions are given back to them. */
 async function ensureReleased(c: RunContext): Promise<void> {
   if (c.journal.state.stage !== 'committed') return;
-  c.o.log.info('step 6/6 release: the refuge\'s blocks go back to the new filesystems');
+  c.o.log.info("step 6/6 release: the refuge's blocks go back to the new filesystems");
   const loops = await attachNewPartitions(c);
   try {
     for (const [number, loop] of loops) {
@@ -455,7 +488,13 @@ async function ensureReleased(c: RunContext): Promise<void> {
  * old LBA 0 goes back, and the old OS boots (exit 3); after it, the journal records the failure
  * and where a retry resumes (exit 4: /init stays, the next boot resumes).
  */
-async function recordEnd(disk: FileHandle, found: ArmedDisk, journal: ArmedJournal, error: unknown, log: RunLog): Promise<void> {
+async function recordEnd(
+  disk: FileHandle,
+  found: ArmedDisk,
+  journal: ArmedJournal,
+  error: unknown,
+  log: RunLog,
+): Promise<void> {
   const reason = {
     code: isReimageError(error) ? error.code : 'REIMAGE_ARMED_RUN_FAILED',
     message: (error instanceof Error ? error.message : String(error)).slice(0, 256),
@@ -469,7 +508,11 @@ async function recordEnd(disk: FileHandle, found: ArmedDisk, journal: ArmedJourn
       await wipeItemRaw(disk, item(found.header, 'bundle'));
       await replaceSector({ path: found.device, kind: 'block-device', offsetBytes: 0, expected: current, next: saved });
       log.warn(`refused before the disk was touched (${reason.code}); the old LBA 0 is back: the old OS boots next`);
-    } else if (journal.state.stage !== 'failed' && journal.state.stage !== 'committed' && journal.state.stage !== 'released') {
+    } else if (
+      journal.state.stage !== 'failed' &&
+      journal.state.stage !== 'committed' &&
+      journal.state.stage !== 'released'
+    ) {
       await journal.record({ type: 'fail', reason });
       log.warn(`failed at stage ${journal.state.failedAt ?? '?'} (${reason.code}); the next boot resumes there`);
     }

@@ -1,7 +1,7 @@
+export { type ArmedRunReport, runArmed } from './armed-run.ts';
 export { RUN_SCRATCH_FILES } from './capture-stage.ts';
 export { Journal, type JournalRecord, type StageName } from './journal.ts';
 export { createRunLog, type RunLog } from './run-log.ts';
 export { type RunPlanOptions, type RunReport, runPlan, type StageReport } from './run-plan.ts';
 export { formatRunSummary } from './run-summary.ts';
 export { RUNNER_TOOLS } from './runtime-tools.ts';
-export { type ArmedRunReport, runArmed } from './armed-run.ts';

@@ -26,7 +26,17 @@ describe('an armed disk under QEMU', () => {
     const planPath = await writeDemoPlan(workspace, '/dev/vda', join(workspace.dir, 'plan.yaml'));
     const kernel = workspace.fixtures.kernel;
     const armed = runReimage(
-      ['arm', '--plan', planPath, '--disk', workspace.diskPath, '--kernel', kernel.vmlinuzPath, '--modules', kernel.modulesDir],
+      [
+        'arm',
+        '--plan',
+        planPath,
+        '--disk',
+        workspace.diskPath,
+        '--kernel',
+        kernel.vmlinuzPath,
+        '--modules',
+        kernel.modulesDir,
+      ],
       { timeoutMs: 15 * 60_000 },
     );
     assert.equal(armed.exitCode, 0, armed.stderr);

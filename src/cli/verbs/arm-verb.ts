@@ -35,10 +35,30 @@ use, and leaves the disk bit for bit as it was. docs/arm.md explains the refuge.
   positionals: [],
   options: [
     { name: 'plan', value: 'PLAN', help: 'the plan file (see docs/plan.md)', required: true, mustExist: 'file' },
-    { name: 'disk', value: 'PATH', help: "the disk to arm (default: the plan's disk); a file is armed offline", mustExist: 'file' },
-    { name: 'kernel', value: 'FILE', help: 'the recovery kernel (default: /boot/vmlinuz-$(uname -r))', mustExist: 'file' },
-    { name: 'modules', value: 'DIR', help: "that kernel's modules (default: /lib/modules/$(uname -r))", mustExist: 'directory' },
-    { name: 'initramfs', value: 'FILE', help: 'a reimage initramfs built for that kernel (default: built now)', mustExist: 'file' },
+    {
+      name: 'disk',
+      value: 'PATH',
+      help: "the disk to arm (default: the plan's disk); a file is armed offline",
+      mustExist: 'file',
+    },
+    {
+      name: 'kernel',
+      value: 'FILE',
+      help: 'the recovery kernel (default: /boot/vmlinuz-$(uname -r))',
+      mustExist: 'file',
+    },
+    {
+      name: 'modules',
+      value: 'DIR',
+      help: "that kernel's modules (default: /lib/modules/$(uname -r))",
+      mustExist: 'directory',
+    },
+    {
+      name: 'initramfs',
+      value: 'FILE',
+      help: 'a reimage initramfs built for that kernel (default: built now)',
+      mustExist: 'file',
+    },
     { name: 'check', help: 'check everything and choose the refuge; change nothing' },
     { name: 'json', help: 'the result as JSON' },
   ],
@@ -51,7 +71,9 @@ use, and leaves the disk bit for bit as it was. docs/arm.md explains the refuge.
 
 function armLines(report: ArmReport): string[] {
   const lines = [
-    report.armed ? `reimage arm: ${report.disk.path} is armed.` : `reimage arm --check: ${report.disk.path} can be armed; nothing was changed.`,
+    report.armed
+      ? `reimage arm: ${report.disk.path} is armed.`
+      : `reimage arm --check: ${report.disk.path} can be armed; nothing was changed.`,
     `  image:      ${report.image.format}, ${formatBytes(report.image.compressedSizeBytes)} as given, ${formatBytes(report.image.sizeBytes)} decoded, ${formatBytes(report.image.mappedBytes)} mapped`,
     `  kernel:     ${report.kernel.path} (Linux ${report.kernel.release}); initramfs ${formatBytes(report.initramfsSizeBytes)}`,
     `  bundle:     ${report.bundle.entries} entries, ~${formatBytes(report.bundle.measuredBytes)}; room ${formatBytes(report.bundle.roomBytes)}`,
@@ -67,7 +89,7 @@ function armLines(report: ArmReport): string[] {
   if (report.refuge !== undefined) {
     lines.push(
       `  refuge in partition ${report.refuge.partition}: ${report.refuge.file}, ${report.refuge.extents} extents, core.img at LBA ${report.refuge.coreLba}, journal at LBA ${report.refuge.journalLba}`,
-      '  The next boot enters the recovery initramfs. Undo with: reimage disarm --disk ' + report.disk.path,
+      `  The next boot enters the recovery initramfs. Undo with: reimage disarm --disk ${report.disk.path}`,
     );
   }
   lines.push(`  took ${(report.durationMs / 1000).toFixed(1)} s`);
@@ -108,7 +130,15 @@ refuge), refuses unless the armed run has not yet written the disk, writes the s
 (one sector; refused if the partition table changed since the arm), wipes the bundle room and
 removes the refuge file. The old OS then boots as before.`,
   positionals: [],
-  options: [{ name: 'disk', value: 'PATH', help: 'the armed disk (a block device or a disk image file)', required: true, mustExist: 'file' }],
+  options: [
+    {
+      name: 'disk',
+      value: 'PATH',
+      help: 'the armed disk (a block device or a disk image file)',
+      required: true,
+      mustExist: 'file',
+    },
+  ],
   examples: ['reimage disarm --disk /dev/sda'],
   changesTarget: true,
 };
@@ -124,14 +154,20 @@ async function disarm(context: VerbContext, args: ParsedArguments): Promise<numb
 
 const statusSpec: CommandSpec = {
   command: 'status',
-  summary: "say whether a disk is armed, and where its armed run is",
+  summary: 'say whether a disk is armed, and where its armed run is',
   description: `Reads LBA 0, the refuge's header and journal, and every refuge item's digest, raw, and
 prints: not-armed, armed, running (stage, attempt), refused (why), failed (why) or damaged (an arm
 something has overwritten: never trust it). Changes nothing. --json prints the documented,
 versioned shape (docs/arm.md).`,
   positionals: [],
   options: [
-    { name: 'disk', value: 'PATH', help: 'the disk (a block device or a disk image file)', required: true, mustExist: 'file' },
+    {
+      name: 'disk',
+      value: 'PATH',
+      help: 'the disk (a block device or a disk image file)',
+      required: true,
+      mustExist: 'file',
+    },
     { name: 'json', help: 'the status as JSON (format reimage-status, version 1)' },
   ],
   examples: ['reimage status --disk /dev/sda --json'],
@@ -145,7 +181,11 @@ async function status(context: VerbContext, args: ParsedArguments): Promise<numb
   return 0;
 }
 
-export const armVerb: Verb = defineVerb({ name: 'arm', summary: armSpec.summary, commands: [{ spec: armSpec, run: arm }] });
+export const armVerb: Verb = defineVerb({
+  name: 'arm',
+  summary: armSpec.summary,
+  commands: [{ spec: armSpec, run: arm }],
+});
 export const disarmVerb: Verb = defineVerb({
   name: 'disarm',
   summary: disarmSpec.summary,

@@ -9,4 +9,15 @@ import { runVerb } from './run-verb.ts';
 import { writeVerb } from './write-verb.ts';
 
 /** Every verb of the `reimage` command, in the order `reimage --help` lists them. */
-export const VERBS: readonly Verb[] = [demoVerb, planVerb, retainVerb, imageVerb, writeVerb, initramfsVerb, armVerb, disarmVerb, statusVerb, runVerb];
+export const VERBS: readonly Verb[] = [
+  demoVerb,
+  planVerb,
+  retainVerb,
+  imageVerb,
+  writeVerb,
+  initramfsVerb,
+  armVerb,
+  disarmVerb,
+  statusVerb,
+  runVerb,
+];

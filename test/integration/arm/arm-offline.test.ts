@@ -56,9 +56,12 @@ describe('reimage arm, offline, on a disk image file', () => {
   });
 
   function arm(plan: string, ...extra: string[]) {
-    return runReimage(['arm', '--plan', plan, '--disk', workspace.diskPath, ...kernelArgs, '--initramfs', initramfsPath, ...extra], {
-      timeoutMs: ARM_TIMEOUT_MS,
-    });
+    return runReimage(
+      ['arm', '--plan', plan, '--disk', workspace.diskPath, ...kernelArgs, '--initramfs', initramfsPath, ...extra],
+      {
+        timeoutMs: ARM_TIMEOUT_MS,
+      },
+    );
   }
 
   function status(): ArmStatus {
@@ -80,7 +83,9 @@ describe('reimage arm, offline, on a disk image file', () => {
     assert.match(result.stderr, /REIMAGE_IMAGE_DIGEST_MISMATCH/);
     assert.match(result.stderr, /untouched/);
 
-    const missing = await planWith('missing', (text) => text.replace('- /etc/hostname', '- /etc/no-such-identity-file'));
+    const missing = await planWith('missing', (text) =>
+      text.replace('- /etc/hostname', '- /etc/no-such-identity-file'),
+    );
     result = arm(missing);
     assert.equal(result.exitCode, 3, result.stderr);
     assert.match(result.stderr, /\/etc\/no-such-identity-file/);
@@ -131,8 +136,12 @@ describe('reimage arm, offline, on a disk image file', () => {
     for (const range of header) {
       for (const mapped of map.ranges) {
         const overlap =
-          range.offsetBytes < mapped.offsetBytes + mapped.lengthBytes && mapped.offsetBytes < range.offsetBytes + range.lengthBytes;
-        assert.ok(!overlap, `refuge range ${range.offsetBytes}+${range.lengthBytes} overlaps the map at ${mapped.offsetBytes}`);
+          range.offsetBytes < mapped.offsetBytes + mapped.lengthBytes &&
+          mapped.offsetBytes < range.offsetBytes + range.lengthBytes;
+        assert.ok(
+          !overlap,
+          `refuge range ${range.offsetBytes}+${range.lengthBytes} overlaps the map at ${mapped.offsetBytes}`,
+        );
       }
     }
 

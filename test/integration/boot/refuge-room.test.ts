@@ -8,11 +8,11 @@ import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ByteRange, totalBytes } from '../../../src/boot/byte-range.ts';
 import type { RefugeExtent } from '../../../src/boot/refuge-extent.ts';
 import { releaseRefugeFile, reserveRefugeFile } from '../../../src/boot/refuge-file.ts';
 import { measureRefugeRoom } from '../../../src/boot/refuge-room.ts';
 import { isReimageError } from '../../../src/core/reimage-error.ts';
+import { type ByteRange, totalBytes } from '../../../src/disk/byte-range.ts';
 import { MIB, makeRefugeDisk, type RefugeDisk, run } from './refuge-disk.ts';
 
 /** Free bytes as the filesystem's own superblock counts them (not the free lists measure reads). */

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ByteRange } from '../../../src/boot/index.ts';
+import type { ByteRange } from '../../../src/disk/index.ts';
 import { MIB, run, writeAtPath } from './image-fixture.ts';
 
 export const MAPPED_IMAGE_BYTES = 16 * MIB;

@@ -2,7 +2,7 @@
 // stdout once onDurable is given N (standing in for the journal write), "done" at the end.
 // Arguments: IMAGE TARGET MAP_JSON DURABLE_BYTES CHECKPOINT_BYTES
 import { readFileSync, writeSync } from 'node:fs';
-import type { ByteRange } from '../../../src/boot/index.ts';
+import type { ByteRange } from '../../../src/disk/index.ts';
 import { writeMappedRanges } from '../../../src/image/index.ts';
 
 const [imagePath, target, mapPath, durable, checkpoint] = process.argv.slice(2);

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ByteRange } from '../../../src/boot/index.ts';
+import type { ByteRange } from '../../../src/disk/index.ts';
 import {
   attachLoop,
   detachLoop,

@@ -8,8 +8,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ByteRange } from '../../../src/boot/index.ts';
 import type { Progress } from '../../../src/core/progress.ts';
+import type { ByteRange } from '../../../src/disk/index.ts';
 import { writeMappedRanges } from '../../../src/image/index.ts';
 import {
   attachLoop,

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ByteRange } from '../../../src/boot/byte-range.ts';
 import {
   mergeAdjacentExtents,
   REFUGE_ALIGNMENT_BYTES,
@@ -8,6 +7,7 @@ import {
   usableExtents,
   usableRanges,
 } from '../../../src/boot/refuge-extent.ts';
+import type { ByteRange } from '../../../src/disk/byte-range.ts';
 import { SeededRandom } from '../../fuzz/seeded-random.ts';
 
 const K = 4096;

@@ -6,7 +6,10 @@ const r = (offsetBytes: number, lengthBytes: number) => ({ offsetBytes, lengthBy
 
 describe('unusedRanges', () => {
   it('is the complement of the used ranges within the file, merged and in order', () => {
-    assert.deepEqual(unusedRanges([r(8192, 4096), r(0, 4096), r(12288, 4096)], 32768), [r(4096, 4096), r(16384, 16384)]);
+    assert.deepEqual(unusedRanges([r(8192, 4096), r(0, 4096), r(12288, 4096)], 32768), [
+      r(4096, 4096),
+      r(16384, 16384),
+    ]);
   });
 
   it('gives the whole file when nothing is used, and nothing when all is', () => {
