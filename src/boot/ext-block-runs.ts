@@ -131,21 +131,67 @@ export function parseBadBlockList(output: string): number[] {
   return [...blocks].sort((a, b) => a - b);
 }
 
+/** One block group as `dumpe2fs` prints its head line. */
+export interface ExtGroup {
+  readonly group: number;
+  readonly firstBlock: number;
+  readonly blockCount: number;
+  /** e.g. INODE_UNINIT, BLOCK_UNINIT, ITABLE_ZEROED */
+  readonly flags: readonly string[];
+}
+
+/** The groups of `dumpe2fs` output ("Group 2: (Blocks 16385-24576) csum 0x… [INODE_UNINIT, BLOCK_UNINIT]"). Pure. */
+export function parseExtGroups(output: string): ExtGroup[] {
+  const groups: ExtGroup[] = [];
+  for (const match of output.matchAll(/^Group (\d+): \(Blocks (\d+)-(\d+)\)[^\n[]*(?:\[([^\]]*)\])?/gm)) {
+    const firstBlock = Number(match[2]);
+    groups.push({
+      group: Number(match[1]),
+      firstBlock,
+      blockCount: Number(match[3]) - firstBlock + 1,
+      flags: (match[4] ?? '').split(/,\s*/).filter((flag) => flag !== ''),
+    });
+  }
+  return groups;
+}
+
 /**
  * The block spans of the groups `dumpe2fs` marks BLOCK_UNINIT. The kernel computes such a
- * group's bitmap from its layout and never reads the one on disk, so a block marked in use
- * there is free to the kernel's allocator. Sorted. Pure.
+ * group's bitmap from its layout and never reads the one on disk (libext2fs does not even
+ * write it), so a block marked in use there is free to the allocator. Sorted. Pure.
  */
 export function parseBlockUninitGroups(output: string): BlockRun[] {
-  const runs: BlockRun[] = [];
-  for (const match of output.matchAll(/^Group \d+: \(Blocks (\d+)-(\d+)\)[^\n[]*(?:\[([^\]]*)\])?/gm)) {
-    const flags = (match[3] ?? '').split(/,\s*/);
-    if (!flags.includes('BLOCK_UNINIT')) continue;
-    const firstBlock = Number(match[1]);
-    runs.push({ firstBlock, blockCount: Number(match[2]) - firstBlock + 1 });
-  }
-  return runs;
+  return parseExtGroups(output)
+    .filter((group) => group.flags.includes('BLOCK_UNINIT'))
+    .map((group) => ({ firstBlock: group.firstBlock, blockCount: group.blockCount }));
 }
+
+/**
+ * The blocks `e2fsck -n` finds marked in use in the bitmap that nothing uses ("Block bitmap
+ * differences:  -(4900--4904) -9002 +5000"; the "-" entries). Sorted, merged. Pure.
+ */
+export function parseUnusedMarkedBlocks(e2fsckOutput: string): BlockRun[] {
+  const section = /Block bitmap differences:([^\n]*(?:\n(?!Fix\?)[^\n]*)*)/.exec(e2fsckOutput)?.[1] ?? '';
+  const blocks: BlockRun[] = [];
+  for (const match of section.matchAll(/(?:^|\s)-(?:\((\d+)--(\d+)\)|(\d+))(?=\s|$)/g)) {
+    const first = Number(match[1] ?? match[3]);
+    const last = Number(match[2] ?? match[3]);
+    blocks.push({ firstBlock: first, blockCount: last - first + 1 });
+  }
+  return runsOf(
+    blocks
+      .flatMap((run) => blocksOf([run]))
+      .sort((a, b) => a - b)
+      .filter((b, i, all) => i === 0 || all[i - 1] !== b),
+  );
+}
+
+/** bg_flags bits (ext4 disk layout) by the names dumpe2fs prints. */
+export const EXT_GROUP_FLAG_BITS: Readonly<Record<string, number>> = {
+  INODE_UNINIT: 0x1,
+  BLOCK_UNINIT: 0x2,
+  ITABLE_ZEROED: 0x4,
+};
 
 /** "first-last" (or "first") lists for messages, at most `limit` runs. Pure. */
 export function describeRuns(runs: readonly BlockRun[], limit = 5): string {

@@ -9,9 +9,13 @@ import {
   blockRunsTouching,
   blocksOf,
   describeRuns,
+  EXT_GROUP_FLAG_BITS,
+  type ExtGroup,
   intersectRuns,
   parseBadBlockList,
   parseBlockUninitGroups,
+  parseExtGroups,
+  parseUnusedMarkedBlocks,
   runBlockCount,
   runsOf,
   subtractRuns,
@@ -23,6 +27,18 @@ import { parseDumpe2fs } from './ext4-allocation.ts';
  * inode's indirect blocks), even on a 64bit filesystem.
  */
 const BAD_BLOCK_LIMIT = 2 ** 32;
+
+/**
+ * The most bytes the bad-block list can hold, counting the bad blocks a filesystem already had:
+ * ext2fs_update_bb_inode sets the inode's size to `int count * int blocksize`, which overflows
+ * at 2 GiB and fails ("Ext2 file too big while updating bad block inode", e2fsck exit 9) after
+ * it has started to rewrite the inode. So the limit is checked first: 2 GiB less one block
+ * (524287 blocks of 4 KiB, measured: one more fails). The arm must place at most this much of
+ * the refuge inside one new ext filesystem.
+ */
+export function maxProtectedBytes(blockSizeBytes: number): number {
+  return 2 ** 31 - blockSizeBytes;
+}
 
 /** e2fsck's exit codes: 0 clean, 1 errors corrected. Anything else leaves the job undone. */
 const E2FSCK_DONE = new Set([0, 1]);
@@ -36,6 +52,7 @@ interface ExtState {
   readonly badBlocks: readonly number[];
   /** Spans of groups whose bitmap the kernel computes instead of reading. */
   readonly blockUninit: readonly BlockRun[];
+  readonly groups: readonly ExtGroup[];
 }
 
 async function readExtState(device: string, signal: AbortSignal | undefined): Promise<ExtState> {
@@ -57,6 +74,7 @@ async function readExtState(device: string, signal: AbortSignal | undefined): Pr
     notFree: allocation.ranges,
     badBlocks: parseBadBlockList(bad.stdout),
     blockUninit: parseBlockUninitGroups(dump.stdout),
+    groups: parseExtGroups(dump.stdout),
   };
 }
 
@@ -114,6 +132,53 @@ async function writeBadBlockList(
   }
 }
 
+/**
+ * Marks `runs` in use in the on-disk block bitmap (debugfs setb) BEFORE e2fsck rewrites the
+ * bad-block inode. Needed: libext2fs 1.47's ext2fs_update_bb_inode marks each listed block in
+ * use only as it reaches it, and allocates the inode's indirect blocks (written with zeros at
+ * once) at the lowest free block of the bitmap; a refuge starting at the first free block lost
+ * its 13th block that way (measured: zeros written over it, then e2fsck dropped it from the
+ * list). setb alone is lost in a BLOCK_UNINIT group (libext2fs never writes such a bitmap), so
+ * those groups lose the flag first; the free counts left stale are e2fsck's to fix next.
+ */
+async function markInUse(device: string, runs: readonly BlockRun[], state: ExtState, signal: AbortSignal | undefined) {
+  const commands: string[] = [];
+  for (const group of state.groups) {
+    if (!group.flags.includes('BLOCK_UNINIT') || intersectRuns(runs, [group]).length === 0) continue;
+    let bits = 0;
+    for (const flag of group.flags) {
+      const bit = EXT_GROUP_FLAG_BITS[flag];
+      if (bit === undefined) {
+        throw new ReimageError(
+          'REIMAGE_REFUGE_PROTECT_UNSUPPORTED',
+          `Group ${group.group} of the filesystem on ${device} has a flag this tool does not know (${flag}), so its BLOCK_UNINIT flag cannot be cleared safely. Nothing was changed.`,
+          { evidence: { device, group: group.group, flag } },
+        );
+      }
+      bits |= bit;
+    }
+    commands.push(`set_bg ${group.group} flags ${bits & ~(EXT_GROUP_FLAG_BITS.BLOCK_UNINIT ?? 0)}`);
+    commands.push(`set_bg ${group.group} checksum calc`);
+  }
+  for (const run of runs) commands.push(`setb ${run.firstBlock} ${run.blockCount}`);
+  const dir = await mkdtemp(join(tmpdir(), 'reimage-setb-'));
+  try {
+    const commandPath = join(dir, 'commands');
+    await writeFile(commandPath, `${commands.join('\n')}\n`);
+    // debugfs reports a failed command on stderr and still exits 0: the dumpe2fs check after
+    // this is what decides.
+    await runCommand('debugfs', ['-w', '-f', commandPath, device], { signal });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  const marked = await readExtState(device, signal);
+  const free = intersectRuns(runs, subtractRuns([{ firstBlock: 0, blockCount: marked.blockCount }], marked.notFree));
+  const uninit = intersectRuns(runs, marked.blockUninit);
+  if (free.length > 0 || uninit.length > 0) {
+    throw protectFailed(device, 'marking the refuge blocks in use with debugfs did not hold', [...free, ...uninit]);
+  }
+}
+
 function protectFailed(device: string, what: string, runs: readonly BlockRun[]): ReimageError {
   return new ReimageError(
     'REIMAGE_REFUGE_PROTECT_FAILED',
@@ -143,7 +208,13 @@ export async function protectExtBlocks(
   const before = await readExtState(device, o.signal);
   const runs = blocksWithin(device, ranges, before);
   const badRuns = runsOf(before.badBlocks);
-  const inUse = subtractRuns(intersectRuns(runs, before.notFree), badRuns);
+  let inUse = subtractRuns(intersectRuns(runs, before.notFree), badRuns);
+  if (inUse.length > 0) {
+    // A run cut short after markInUse left refuge blocks marked but unlisted: nothing uses
+    // them, which only a full read-only e2fsck can tell (it lists them as bitmap differences).
+    const check = await runCommand('e2fsck', ['-fn', device], { allowFailure: true, signal: o.signal });
+    inUse = subtractRuns(inUse, parseUnusedMarkedBlocks(check.stdout));
+  }
   if (inUse.length > 0) {
     const firstByte = (inUse[0]?.firstBlock ?? 0) * before.blockSizeBytes;
     throw new ReimageError(
@@ -154,6 +225,24 @@ export async function protectExtBlocks(
   }
   const alreadyProtected = runBlockCount(intersectRuns(runs, badRuns));
   const union = runsOf([...new Set([...before.badBlocks, ...blocksOf(runs)])].sort((a, b) => a - b));
+  const listBytes = runBlockCount(union) * before.blockSizeBytes;
+  if (listBytes > maxProtectedBytes(before.blockSizeBytes)) {
+    throw new ReimageError(
+      'REIMAGE_REFUGE_PROTECT_UNSUPPORTED',
+      `The refuge inside the filesystem on ${device} needs ${runBlockCount(runs)} blocks of ${before.blockSizeBytes} bytes on its bad-block list (with the ${before.badBlocks.length} it has: ${listBytes} bytes); e2fsprogs' bad-block inode holds at most ${maxProtectedBytes(before.blockSizeBytes)} bytes. Place less of the refuge in this filesystem; nothing was changed.`,
+      { evidence: { device, listBytes, maxBytes: maxProtectedBytes(before.blockSizeBytes) } },
+    );
+  }
+  // A list holding some refuge blocks but not all (a run cut short) is cut back to the blocks
+  // the filesystem had first: rewriting the inode frees every block it lists, and a longer
+  // list needs new indirect blocks, which could then land on those freed refuge blocks. A
+  // shorter list reuses the inode's old indirect blocks only.
+  let current = before;
+  if (alreadyProtected > 0 && runBlockCount(union) > before.badBlocks.length) {
+    await writeBadBlockList(device, blocksOf(subtractRuns(badRuns, runs)), o.signal);
+    current = await readExtState(device, o.signal);
+  }
+  await markInUse(device, runs, current, o.signal);
   await writeBadBlockList(device, blocksOf(union), o.signal);
 
   const after = await readExtState(device, o.signal);

@@ -161,9 +161,9 @@ function viewExt(device: string): ExtView {
 }
 
 /**
- * Refuge-like ranges in free space (bytes from the filesystem's start): at the very first free
- * block (where libext2fs allocates the bad-block inode's indirect blocks), unaligned at both
- * ends; 300 blocks (more than the inode's 12 direct blocks, so indirect blocks are needed); a
+ * Refuge-like ranges in free space (bytes from the filesystem's start): 21 blocks from the very
+ * first free block, unaligned at both ends (libext2fs allocates the bad-block inode's first
+ * indirect block at the lowest free block once 12 blocks are listed: the 13th of this range); 300 blocks (more than the inode's 12 direct blocks, so indirect blocks are needed); a
  * run in a BLOCK_UNINIT group if there is one (the kernel computes such a bitmap, never reads it);
  * the last free block, ending at the filesystem's end.
  */
@@ -178,11 +178,11 @@ function pickFreeRanges(view: ExtView): ByteRange[] {
     (r) => r.blockCount >= 64,
   ) as BlockRun;
   const last = view.free.at(-1) as BlockRun;
-  assert.ok(first.blockCount >= 4 && big !== undefined && inLastGroup !== undefined, 'free space to place ranges in');
+  assert.ok(first.blockCount >= 22 && big !== undefined && inLastGroup !== undefined, 'free space to place ranges in');
   const lastBlock = last.firstBlock + last.blockCount - 1;
   assert.equal(lastBlock, view.blockCount - 1, 'the last block is free');
   return [
-    { offsetBytes: first.firstBlock * bs + 100, lengthBytes: 2 * bs },
+    { offsetBytes: first.firstBlock * bs + 100, lengthBytes: 20 * bs },
     { offsetBytes: (big.firstBlock + 10) * bs, lengthBytes: 300 * bs - 1000 },
     { offsetBytes: (inLastGroup.firstBlock + 8) * bs, lengthBytes: 16 * bs },
     { offsetBytes: lastBlock * bs + 7, lengthBytes: bs - 7 },
@@ -290,6 +290,11 @@ describe('protectExtBlocks keeps free refuge blocks of a new ext4 intact through
         }
         writePattern(disk, ranges);
 
+        // A run cut short right after the blocks were marked in use (before e2fsck listed them):
+        // they look in use, yet must be taken as the refuge's own.
+        const setb = join(disk.dir, 'setb');
+        writeFileSync(setb, runs.map((r) => `setb ${r.firstBlock} ${r.blockCount}\n`).join(''));
+        run('debugfs', ['-w', '-f', setb, disk.partition]);
         const first = await protectExtBlocks(disk.partition, ranges);
         const blockCount = runs.reduce((sum, r) => sum + r.blockCount, 0);
         assert.deepEqual(first, { blocks: blockCount, alreadyProtected: 0 });
@@ -323,6 +328,26 @@ describe('protectExtBlocks keeps free refuge blocks of a new ext4 intact through
         assert.deepEqual(releasedView.bad, disk.preBadBlocks, 'only the bad block the filesystem had is left');
         // Releasing again changes nothing.
         assert.deepEqual(await releaseExtBlocks(disk.partition, ranges), { blocks: 0, freeBlocks: blockCount });
+
+        // A run cut short with only the first range listed: protecting again completes the list
+        // without an indirect block landing on (and zeroing) a refuge block.
+        const partial = join(disk.dir, 'partial');
+        const firstRun = runs[0] as BlockRun;
+        const partialBlocks = Array.from({ length: firstRun.blockCount }, (_, i) => firstRun.firstBlock + i);
+        writeFileSync(partial, `${[...partialBlocks, ...disk.preBadBlocks].sort((a, b) => a - b).join('\n')}\n`);
+        // Listed as protectExtBlocks would have (blocks marked in use first: a raw e2fsck -L
+        // would put the list's first indirect block on the range's 13th block).
+        run('debugfs', ['-w', '-f', setb, disk.partition]);
+        spawnSync('e2fsck', ['-fy', '-L', partial, disk.partition]);
+        assert.deepEqual(viewExt(disk.partition).bad.length, firstRun.blockCount + disk.preBadBlocks.length);
+        assert.deepEqual(await protectExtBlocks(disk.partition, ranges), {
+          blocks: blockCount,
+          alreadyProtected: firstRun.blockCount,
+        });
+        assert.deepEqual(damagedRanges(disk, ranges), [], 'completing a partial list wrote nothing over the refuge');
+        await releaseExtBlocks(disk.partition, ranges);
+        const end = fsckClean(disk.partition);
+        assert.ok(end.ok, end.output);
       });
 
       it('refuses a range over blocks in use (an inode table, the journal) and one past the end, changing nothing', async () => {
