@@ -29,7 +29,7 @@ export {
   nextState,
 } from './journal-state.ts';
 export { mapImageFile } from './map-image-file.ts';
-export { NEW_EXT_MOUNT_OPTIONS, protectExtBlocks, releaseExtBlocks } from './protect-ext-blocks.ts';
+export { protectExtBlocks, releaseExtBlocks } from './protect-ext-blocks.ts';
 export {
   formatRecoveryCmdline,
   parseRecoveryCmdline,

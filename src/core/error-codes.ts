@@ -190,6 +190,16 @@ export const ERROR_CODES = {
     retryable: true,
     meaning: 'a partition cannot be mounted',
   },
+  REIMAGE_DISK_LOOP_INVALID: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'a loop device window (offset, size) is not a whole, positive multiple of 512 bytes',
+  },
+  REIMAGE_DISK_LOOP_SIZE_MISMATCH: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a loop device over part of a disk came out shorter than asked: the window runs past the disk end',
+  },
 
   // Retention bundles.
   REIMAGE_RETAIN_LIST_UNREADABLE: {
@@ -561,6 +571,26 @@ export const ERROR_CODES = {
     exitClass: 'refusedUntouched',
     retryable: false,
     meaning: "the old filesystem's free space cannot be read (dumpe2fs, xfs_db or statfs failed)",
+  },
+  REIMAGE_REFUGE_PROTECT_OUTSIDE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a refuge range to protect inside a new filesystem lies past that filesystem end',
+  },
+  REIMAGE_REFUGE_BLOCKS_IN_USE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'a refuge range inside a new filesystem covers blocks that filesystem uses (data or metadata)',
+  },
+  REIMAGE_REFUGE_PROTECT_UNSUPPORTED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: 'refuge blocks cannot be protected there: no ext2/3/4 filesystem, or a block past 32-bit numbers',
+  },
+  REIMAGE_REFUGE_PROTECT_FAILED: {
+    exitClass: 'failedTouched',
+    retryable: false,
+    meaning: "writing a new filesystem's bad-block list failed, or it does not hold what was written",
   },
 
   // The demo and its fixtures.

@@ -39,3 +39,4 @@ export {
   syncTarget,
   writeAt,
 } from './target-handle.ts';
+export { attachLoopAt } from './offset-loop.ts';

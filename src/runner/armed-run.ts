@@ -6,7 +6,6 @@ import {
   decodeMapItem,
   type JournalStage,
   type MapItem,
-  NEW_EXT_MOUNT_OPTIONS,
   protectExtBlocks,
   type RefugeHeader,
   type RefugeHeaderItem,
@@ -47,6 +46,11 @@ const SECTOR_BYTES = 512;
 /** Stages before the first destructive write: a refusal there disarms and boots the old OS. */
 const UNTOUCHED: readonly JournalStage[] = ['armed', 'capturing', 'bundle-persisted'];
 const PROTECTABLE = new Set(['ext2', 'ext3', 'ext4']);
+/**
+ * New ext partitions are mounted without the lazy inode-table init thread (it zeroes inode tables
+ * in the background) and without discard, so nothing but the restore's own files reaches blocks.
+ */
+const NEW_EXT_MOUNT_OPTIONS = 'noinit_itable,nodiscard';
 
 export interface ArmedRunOptions {
   /** The kernel command line (/proc/cmdline): reimage.refuge= and reimage.disk= say where to look. */
@@ -414,8 +418,7 @@ async function ensureRestored(
           await mountReadWrite(
             await partitionDevice(mount.partition, `restore.mounts[${index}].partition`),
             join(newRoot, mount.at),
-            NEW_EXT_MOUNT_OPTIONS,
-          ),
+                    ),
         );
       }
     }
