@@ -12,6 +12,7 @@ export {
 export { type ByteRange, mergeRanges, totalBytes } from './byte-range.ts';
 export { attachLoopDevice, type LoopDevice } from './loop-device.ts';
 export { type Mounted, mountReadOnly, mountReadWrite } from './mount.ts';
+export { attachLoopAt } from './offset-loop.ts';
 export {
   type DiskIdentity,
   MSDOS_SIGNATURE_OFFSET_BYTES,
@@ -39,4 +40,3 @@ export {
   syncTarget,
   writeAt,
 } from './target-handle.ts';
-export { attachLoopAt } from './offset-loop.ts';

@@ -418,7 +418,7 @@ async function ensureRestored(
           await mountReadWrite(
             await partitionDevice(mount.partition, `restore.mounts[${index}].partition`),
             join(newRoot, mount.at),
-                    ),
+          ),
         );
       }
     }

@@ -24,7 +24,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ByteRange } from '../../../src/disk/byte-range.ts';
 import {
   type BlockRun,
   blockRunsTouching,
@@ -36,6 +35,7 @@ import { parseDumpe2fs } from '../../../src/boot/ext4-allocation.ts';
 import { mountNewPartitionReadWrite } from '../../../src/boot/mount-new-partition.ts';
 import { protectExtBlocks, releaseExtBlocks } from '../../../src/boot/protect-ext-blocks.ts';
 import { isReimageError } from '../../../src/core/reimage-error.ts';
+import type { ByteRange } from '../../../src/disk/byte-range.ts';
 import type { LoopDevice } from '../../../src/disk/loop-device.ts';
 import { attachLoopAt } from '../../../src/disk/offset-loop.ts';
 

@@ -45,7 +45,7 @@ describe('the reimage command', () => {
     const result = runReimage(['run', '--frobnicate']);
     assert.equal(result.exitCode, 2);
     assert.match(result.stderr, /^reimage run: unknown option --frobnicate\.$/m);
-    assert.match(result.stderr, /^Usage: reimage run --plan PLAN /m);
+    assert.match(result.stderr, /^Usage: reimage run \[--plan PLAN\] \[--armed\] /m);
     assert.match(result.stderr, /^See "reimage help run"\.$/m);
   });
 
