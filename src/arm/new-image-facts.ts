@@ -4,7 +4,7 @@ import { type DiskMap, mapImageFile } from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
-import { type PartitionTable, parsePartitionTable, readAt, TABLE_HEAD_BYTES } from '../disk/index.ts';
+import { type PartitionTable, readAt, readPartitionTable } from '../disk/index.ts';
 import { writeImage } from '../image/index.ts';
 import { describePartitionRef, type PartitionRef, type Plan } from '../plan/index.ts';
 
@@ -99,10 +99,8 @@ export async function learnNewImage(o: {
     const firstSector = Buffer.alloc(512);
     try {
       await file.truncate(summary.imageSizeBytes);
-      const head = Buffer.alloc(Math.min(TABLE_HEAD_BYTES, summary.imageSizeBytes));
-      await readAt(file, head, 0);
-      head.copy(firstSector, 0, 0, 512);
-      table = parsePartitionTable(head, summary.imageSizeBytes);
+      await readAt(file, firstSector, 0);
+      table = await readPartitionTable(file, summary.imageSizeBytes);
     } finally {
       await file.close();
     }

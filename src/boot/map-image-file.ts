@@ -1,6 +1,12 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { ReimageError } from '../core/reimage-error.ts';
-import { parsePartitionTable, readAt, TABLE_HEAD_BYTES, type TablePartition } from '../disk/index.ts';
+import {
+  type PartitionTable,
+  readAt,
+  readPartitionTable,
+  TABLE_SECTOR_BYTES,
+  type TablePartition,
+} from '../disk/index.ts';
 import { type DiskMap, mapDisk, type PartitionAllocation } from './disk-map.ts';
 import { readExt4Allocation } from './ext4-allocation.ts';
 import { fatAllocation, parseFatBootSector } from './vfat-allocation.ts';
@@ -29,9 +35,24 @@ async function allocationOf(
   imagePath: string,
   file: FileHandle,
   partition: TablePartition,
+  table: PartitionTable,
 ): Promise<PartitionAllocation> {
-  if (partition.extended)
-    return { kind: 'whole', reason: 'an msdos extended partition (logical partitions are not read)' };
+  if (partition.extended) {
+    // The container itself holds only its extended boot records; its logical partitions are
+    // mapped as partitions of their own.
+    if (table.extendedRecords === undefined) return { kind: 'whole', reason: 'an msdos extended partition' };
+    return {
+      kind: 'allocated',
+      filesystem: 'msdos extended boot records',
+      blocks: {
+        blockSizeBytes: TABLE_SECTOR_BYTES,
+        ranges: table.extendedRecords.map((record) => ({
+          firstBlock: (record.offsetBytes - partition.startBytes) / TABLE_SECTOR_BYTES,
+          blockCount: 1,
+        })),
+      },
+    };
+  }
   const kind = detectFilesystem(await readBytesAt(file, partition.startBytes, 2048));
   switch (kind) {
     case 'ext':
@@ -77,10 +98,10 @@ export async function mapImageFile(imagePath: string): Promise<DiskMap> {
   }
   try {
     const imageSizeBytes = (await file.stat()).size;
-    const table = parsePartitionTable(await readBytesAt(file, 0, TABLE_HEAD_BYTES), imageSizeBytes);
+    const table = await readPartitionTable(file, imageSizeBytes);
     const allocations = new Map<number, PartitionAllocation>();
     for (const partition of table.partitions) {
-      allocations.set(partition.number, await allocationOf(imagePath, file, partition));
+      allocations.set(partition.number, await allocationOf(imagePath, file, partition, table));
     }
     return mapDisk(table, allocations, imageSizeBytes);
   } finally {

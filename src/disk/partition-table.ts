@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { ReimageError } from '../core/reimage-error.ts';
 import type { ByteRange } from './byte-range.ts';
@@ -43,6 +44,11 @@ export interface PartitionTable {
   readonly primaryRange: ByteRange;
   /** GPT only: the backup entries and backup header at the disk's end. */
   readonly backupRange?: ByteRange;
+  /**
+   * msdos with an extended partition, once readPartitionTable followed its chain: the sectors of
+   * its extended boot records (each names one logical partition and the next record).
+   */
+  readonly extendedRecords?: readonly ByteRange[];
 }
 
 /** How many bytes of the image's start `parsePartitionTable` needs: LBA 0, the GPT header and 128 entries. */
@@ -179,4 +185,93 @@ export function parsePartitionTable(head: Uint8Array, imageSizeBytes: number): P
     partitions,
     primaryRange: { offsetBytes: 0, lengthBytes: TABLE_SECTOR_BYTES },
   };
+}
+
+/** Logical partitions this code follows at most; a longer chain is refused, not cut short. */
+const MAX_LOGICAL_PARTITIONS = 128;
+
+/**
+ * One extended boot record (EBR): its first entry is a logical partition (start relative to this
+ * record), its second the next record (start relative to the extended partition), or nothing.
+ * Undefined when the sector has no 55 aa signature. Pure.
+ */
+export function parseExtendedRecord(sector: Uint8Array):
+  | {
+      logical?: { startLbaRelative: number; sectors: number; type: number };
+      nextLbaRelative?: number;
+    }
+  | undefined {
+  if (sector.byteLength < TABLE_SECTOR_BYTES || sector[510] !== 0x55 || sector[511] !== 0xaa) return undefined;
+  const view = new DataView(sector.buffer, sector.byteOffset, sector.byteLength);
+  const entry = (slot: number) => ({
+    type: sector[446 + slot * 16 + 4] ?? 0,
+    startLba: view.getUint32(446 + slot * 16 + 8, true),
+    sectors: view.getUint32(446 + slot * 16 + 12, true),
+  });
+  const first = entry(0);
+  const second = entry(1);
+  return {
+    ...(first.type !== 0 && first.sectors > 0
+      ? { logical: { startLbaRelative: first.startLba, sectors: first.sectors, type: first.type } }
+      : {}),
+    ...(second.type !== 0 && EXTENDED_TYPES.has(second.type) ? { nextLbaRelative: second.startLba } : {}),
+  };
+}
+
+/**
+ * The table of a disk or image file, read from its own bytes: LBA 0 and the GPT (parsePartitionTable)
+ * and, for msdos, the logical partitions of its extended partition, numbered from 5 as the kernel
+ * numbers them. Reads only; a broken chain (a record without its signature, one outside the
+ * extended partition, a loop) is refused rather than half-read.
+ */
+export async function readPartitionTable(handle: FileHandle, sizeBytes: number): Promise<PartitionTable> {
+  const head = Buffer.alloc(Math.min(TABLE_HEAD_BYTES, sizeBytes));
+  await handle.read(head, 0, head.length, 0);
+  const table = parsePartitionTable(head, sizeBytes);
+  const extended = table.partitions.find((partition) => partition.extended);
+  if (table.kind !== 'msdos' || extended === undefined) return table;
+  const extendedLba = extended.startBytes / TABLE_SECTOR_BYTES;
+  const logical: TablePartition[] = [];
+  const records: ByteRange[] = [];
+  const seen = new Set<number>();
+  let recordLba: number | undefined = extendedLba;
+  while (recordLba !== undefined) {
+    if (seen.has(recordLba) || logical.length >= MAX_LOGICAL_PARTITIONS) {
+      throw invalid('the chain of logical partitions loops or is too long', { recordLba });
+    }
+    seen.add(recordLba);
+    const recordBytes = recordLba * TABLE_SECTOR_BYTES;
+    if (recordBytes < extended.startBytes || recordBytes >= extended.startBytes + extended.sizeBytes) {
+      throw invalid('an extended boot record lies outside its extended partition', { recordLba });
+    }
+    const sector = Buffer.alloc(TABLE_SECTOR_BYTES);
+    await handle.read(sector, 0, TABLE_SECTOR_BYTES, recordBytes);
+    const record = parseExtendedRecord(sector);
+    if (record === undefined) {
+      // An extended partition with no logical partitions yet has an empty first record.
+      if (recordLba === extendedLba && sector.every((byte) => byte === 0)) break;
+      throw invalid('an extended boot record has no 55 aa signature', { recordLba });
+    }
+    records.push({ offsetBytes: recordBytes, lengthBytes: TABLE_SECTOR_BYTES });
+    if (record.logical !== undefined) {
+      const partition: TablePartition = {
+        number: 5 + logical.length,
+        startBytes: (recordLba + record.logical.startLbaRelative) * TABLE_SECTOR_BYTES,
+        sizeBytes: record.logical.sectors * TABLE_SECTOR_BYTES,
+        type: record.logical.type.toString(16).padStart(2, '0'),
+        extended: false,
+      };
+      if (
+        partition.startBytes < extended.startBytes ||
+        partition.startBytes + partition.sizeBytes > extended.startBytes + extended.sizeBytes
+      ) {
+        throw invalid(`logical partition ${partition.number} lies outside its extended partition`, {
+          partition: partition.number,
+        });
+      }
+      logical.push(partition);
+    }
+    recordLba = record.nextLbaRelative === undefined ? undefined : extendedLba + record.nextLbaRelative;
+  }
+  return { ...table, partitions: [...table.partitions, ...logical], extendedRecords: records };
 }
