@@ -197,7 +197,7 @@ export async function fillRefuge(o: {
     // Give back what the layout does not use, so the old OS keeps its free space until the reboot.
     await punchRefugeFile(reserved.path, usedFileRanges(layout), o.reserveBytes);
     const placedExtents = [layout.journal, layout.header, ...layout.items.flatMap((placed) => placed.extents)];
-    if (!sameMapping(placedExtents, await readRefugeExtents(reserved.path, o.partition.startBytes))) {
+    if (!sameMapping(placedExtents, await readRefugeExtents(reserved.path, o.partition.startBytes, { holes: true }))) {
       throw refugeMoved(reserved.path, 'after giving back the unused part');
     }
     const identity = o.disk.table.identity;
@@ -266,7 +266,7 @@ export async function fillRefuge(o: {
     } finally {
       await file.close();
     }
-    if (!sameMapping(placedExtents, await readRefugeExtents(reserved.path, o.partition.startBytes))) {
+    if (!sameMapping(placedExtents, await readRefugeExtents(reserved.path, o.partition.startBytes, { holes: true }))) {
       throw refugeMoved(reserved.path, 'after writing it');
     }
     await setRefugeImmutable(reserved.path, true);

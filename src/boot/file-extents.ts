@@ -37,7 +37,10 @@ function unsuitable(what: string, evidence: Record<string, string | number>): Re
  * file from 0 to its size without a hole (a sparse file owns no blocks there). Extents past the
  * end (xfs's speculative preallocation) are dropped and the last one is cut at the size. Pure.
  */
-export function parseFilefrag(output: string): { sizeBytes: number; extents: FileExtent[] } {
+export function parseFilefrag(
+  output: string,
+  o: { readonly holes?: boolean } = {},
+): { sizeBytes: number; extents: FileExtent[] } {
   const header = /^File size of .* is (\d+) \((\d+) blocks? of (\d+) bytes\)/m.exec(output);
   if (header?.[1] === undefined || header[3] === undefined) {
     throw unsuitable('filefrag printed no file size', { output: output.slice(0, 200) });
@@ -77,6 +80,7 @@ export function parseFilefrag(output: string): { sizeBytes: number; extents: Fil
   let coveredBytes = 0;
   for (const extent of extents) {
     if (extent.logicalBytes >= sizeBytes) continue;
+    if (o.holes === true && extent.logicalBytes > coveredBytes) coveredBytes = extent.logicalBytes;
     if (extent.logicalBytes !== coveredBytes) {
       throw unsuitable(
         extent.logicalBytes > coveredBytes ? 'the file has a hole (no block)' : 'two extents overlap in the file',
@@ -87,7 +91,7 @@ export function parseFilefrag(output: string): { sizeBytes: number; extents: Fil
     covering.push({ ...extent, lengthBytes });
     coveredBytes += lengthBytes;
   }
-  if (coveredBytes !== sizeBytes) {
+  if (coveredBytes !== sizeBytes && (o.holes !== true || covering.length === 0)) {
     throw unsuitable(
       covering.length === 0 && sizeBytes > 0
         ? 'filefrag printed no FIEMAP extents (FIEMAP or its sync flag is not supported here)'
@@ -104,7 +108,7 @@ export function parseFilefrag(output: string): { sizeBytes: number; extents: Fil
  * filefrag runs in the file's directory on its bare name, so nothing of the path can show up in
  * its output as an extra line.
  */
-export async function readFileExtents(path: string): Promise<FileExtent[]> {
+export async function readFileExtents(path: string, o: { readonly holes?: boolean } = {}): Promise<FileExtent[]> {
   const name = basename(path);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(name)) throw unsuitable('the file name holds a control character', { path });
@@ -118,5 +122,5 @@ export async function readFileExtents(path: string): Promise<FileExtent[]> {
       exitCode: result.exitCode,
     });
   }
-  return parseFilefrag(result.stdout).extents;
+  return parseFilefrag(result.stdout, o).extents;
 }

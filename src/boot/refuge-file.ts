@@ -71,10 +71,15 @@ async function freeBytesAt(path: string): Promise<number | undefined> {
  * The refuge file's extents, in disk coordinates: FIEMAP (with the sync flag) offsets are from
  * the filesystem's start, so its partition's start is added. Neighbours that continue each other
  * are joined, so a later reading of the same blocks compares equal (arm compares the extents
- * before and after writing through the file: they must not move).
+ * before and after writing through the file: they must not move). With `holes`, the parts arm
+ * gave back (punched) are allowed to have no blocks; every other extent rule still holds.
  */
-export async function readRefugeExtents(path: string, partitionStartBytes: number): Promise<RefugeExtent[]> {
-  const extents = await readFileExtents(path);
+export async function readRefugeExtents(
+  path: string,
+  partitionStartBytes: number,
+  o: { readonly holes?: boolean } = {},
+): Promise<RefugeExtent[]> {
+  const extents = await readFileExtents(path, o);
   return mergeAdjacentExtents(
     extents.map((extent) => ({
       fileOffsetBytes: extent.logicalBytes,

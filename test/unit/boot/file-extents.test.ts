@@ -67,6 +67,18 @@ describe('parseFilefrag', () => {
   it('refuses a hole in the file (a sparse region owns no block)', () => {
     assert.match(refusal(OUTPUT.replace('  1048576.. 2097151:', '  1052672.. 2101247:')), /hole/);
   });
+  it('with holes allowed (a refuge arm punched), accepts a hole and a short end but still refuses overlaps', () => {
+    const punched = OUTPUT.replace(/ {3}1:.*\n/, '');
+    assert.match(refusal(punched), /hole/);
+    assert.deepEqual(
+      parseFilefrag(punched, { holes: true }).extents.map((extent) => extent.logicalBytes),
+      [0, 2097152],
+    );
+    const shortEnd = OUTPUT.replace(/ {3}2:.*\n/, '');
+    assert.equal(parseFilefrag(shortEnd, { holes: true }).extents.length, 2);
+    const overlap = OUTPUT.replace('  1048576.. 2097151:', '  1044480.. 2093055:');
+    assert.throws(() => parseFilefrag(overlap, { holes: true }), /overlap/);
+  });
   it('refuses extents that stop before the end', () => {
     assert.match(refusal(OUTPUT.replace(/ {3}2:.*\n/, '')), /do not reach the end/);
   });
