@@ -22,6 +22,9 @@ export const STORAGE_MODULES: readonly string[] = [
   'nls_cp437',
   'nls_iso8859_1',
   'crc32c_generic',
+  // The armed run reaches the new image's partitions through loop devices at their offsets
+  // (the disk's LBA 0 keeps the old table until the commit).
+  'loop',
 ];
 
 /** A file of lib/modules/<version>, relative to it. */

@@ -20,4 +20,8 @@ export const RUNNER_TOOLS: readonly string[] = [
   'touch',
   'mkfifo',
   'mknod',
+  // The armed run keeps the refuge's blocks in use inside new ext filesystems (boot/protect-ext-blocks).
+  'e2fsck',
+  'dumpe2fs',
+  'debugfs',
 ];
