@@ -106,9 +106,9 @@ function blocksWithin(device: string, ranges: readonly ByteRange[], state: ExtSt
  * even when adding: -l re-adds every listed block to the current list one by one, and
  * libext2fs' list insert scans from the start for a block already there, so a resumed run
  * re-adding a large refuge would be quadratic; a sorted full list only appends.
- * libext2fs marks the whole new list in use before it allocates the bad-block inode's own
- * indirect blocks (ext2fs_update_bb_inode), so those never land on a listed block; pass 5 then
- * writes the bitmaps, clears BLOCK_UNINIT where a group gained a bad block, and fixes counts.
+ * Rewriting the inode first frees every block the old list held, reuses the old inode's
+ * indirect blocks, and takes any more at the lowest free block: protect marks the refuge in
+ * use first (markInUse). Pass 5 then writes the bitmaps and fixes the free counts.
  */
 async function writeBadBlockList(
   device: string,
@@ -142,6 +142,10 @@ async function writeBadBlockList(
  * those groups lose the flag first; the free counts left stale are e2fsck's to fix next.
  */
 async function markInUse(device: string, runs: readonly BlockRun[], state: ExtState, signal: AbortSignal | undefined) {
+  // Only blocks free now: setb warns once per block already set, which on a resumed run of a
+  // 2 GiB refuge is half a million lines and eight seconds.
+  const free = intersectRuns(runs, subtractRuns([{ firstBlock: 0, blockCount: state.blockCount }], state.notFree));
+  if (free.length === 0) return;
   const commands: string[] = [];
   for (const group of state.groups) {
     if (!group.flags.includes('BLOCK_UNINIT') || intersectRuns(runs, [group]).length === 0) continue;
@@ -160,7 +164,7 @@ async function markInUse(device: string, runs: readonly BlockRun[], state: ExtSt
     commands.push(`set_bg ${group.group} flags ${bits & ~(EXT_GROUP_FLAG_BITS.BLOCK_UNINIT ?? 0)}`);
     commands.push(`set_bg ${group.group} checksum calc`);
   }
-  for (const run of runs) commands.push(`setb ${run.firstBlock} ${run.blockCount}`);
+  for (const run of free) commands.push(`setb ${run.firstBlock} ${run.blockCount}`);
   const dir = await mkdtemp(join(tmpdir(), 'reimage-setb-'));
   try {
     const commandPath = join(dir, 'commands');
@@ -172,10 +176,16 @@ async function markInUse(device: string, runs: readonly BlockRun[], state: ExtSt
     await rm(dir, { recursive: true, force: true });
   }
   const marked = await readExtState(device, signal);
-  const free = intersectRuns(runs, subtractRuns([{ firstBlock: 0, blockCount: marked.blockCount }], marked.notFree));
+  const stillFree = intersectRuns(
+    runs,
+    subtractRuns([{ firstBlock: 0, blockCount: marked.blockCount }], marked.notFree),
+  );
   const uninit = intersectRuns(runs, marked.blockUninit);
-  if (free.length > 0 || uninit.length > 0) {
-    throw protectFailed(device, 'marking the refuge blocks in use with debugfs did not hold', [...free, ...uninit]);
+  if (stillFree.length > 0 || uninit.length > 0) {
+    throw protectFailed(device, 'marking the refuge blocks in use with debugfs did not hold', [
+      ...stillFree,
+      ...uninit,
+    ]);
   }
 }
 
@@ -193,12 +203,17 @@ function protectFailed(device: string, what: string, runs: readonly BlockRun[]):
  * block touching `ranges` (bytes from the filesystem's start) joins the filesystem's
  * bad-block list, where neither the kernel's allocator nor fstrim ever goes.
  *
+ * Steps: dumpe2fs (block size, free lists, groups) and dumpe2fs -b (the list); refusals;
+ * debugfs marks the still-free refuge blocks in use (markInUse); `e2fsck -fy -L` writes the
+ * list (the old one plus the refuge); dumpe2fs checks that every block is listed, marked in
+ * use, in a group whose bitmap the kernel reads, and that the old bad blocks are still there.
+ *
  * `device` must not be mounted (e2fsck refuses a mounted one). Each block must be free in the
- * filesystem or already on its bad-block list (a resumed run protects again: that is a no-op
- * in effect, but the full e2fsck runs again to repair a run cut short mid-write); a block in
- * use holds data, and the whole call is refused before anything is written. The bad blocks
- * the filesystem already had are kept. Afterwards it checks, from dumpe2fs, that every block
- * is listed, marked in use, and in a group whose bitmap the kernel reads.
+ * filesystem, or already listed, or marked in use by nothing (both left by a run cut short:
+ * a resumed run protects again, and the full e2fsck runs again to repair a cut mid-write); a
+ * block in use holds data or metadata, and the call is refused before anything is written.
+ * So is a list past maxProtectedBytes. Costs one full e2fsck (two after a cut left a partial
+ * list; one more read-only e2fsck -n when blocks look in use).
  */
 export async function protectExtBlocks(
   device: string,

@@ -33,7 +33,7 @@ import {
 } from '../../../src/boot/ext-block-runs.ts';
 import { parseDumpe2fs } from '../../../src/boot/ext4-allocation.ts';
 import { mountNewPartitionReadWrite } from '../../../src/boot/mount-new-partition.ts';
-import { protectExtBlocks, releaseExtBlocks } from '../../../src/boot/protect-ext-blocks.ts';
+import { maxProtectedBytes, protectExtBlocks, releaseExtBlocks } from '../../../src/boot/protect-ext-blocks.ts';
 import { isReimageError } from '../../../src/core/reimage-error.ts';
 import type { ByteRange } from '../../../src/disk/byte-range.ts';
 import type { LoopDevice } from '../../../src/disk/loop-device.ts';
@@ -388,6 +388,39 @@ describe('protectExtBlocks keeps free refuge blocks of a new ext4 intact through
       }
     });
   }
+});
+
+describe('protectExtBlocks and the bad-block inode size limit (2 GiB less one block)', () => {
+  it('takes exactly the limit, refuses one block more before writing anything', async () => {
+    const disk = await makeDisk({ blockSizeBytes: 4096, partitionSizeBytes: 2560 * MIB });
+    try {
+      const view = viewExt(disk.partition);
+      const take = (blocks: number): ByteRange[] => {
+        const ranges: ByteRange[] = [];
+        for (const free of view.free) {
+          const count = Math.min(blocks, free.blockCount);
+          if (count > 0) ranges.push({ offsetBytes: free.firstBlock * 4096, lengthBytes: count * 4096 });
+          blocks -= count;
+        }
+        return ranges;
+      };
+      const limitBlocks = maxProtectedBytes(4096) / 4096;
+      assert.equal(limitBlocks, 524287);
+      await assert.rejects(
+        protectExtBlocks(disk.partition, take(limitBlocks + 1)),
+        (e: unknown) => isReimageError(e) && e.code === 'REIMAGE_REFUGE_PROTECT_UNSUPPORTED',
+      );
+      assert.deepEqual(viewExt(disk.partition).bad, [], 'nothing was listed');
+      assert.deepEqual(await protectExtBlocks(disk.partition, take(limitBlocks)), {
+        blocks: limitBlocks,
+        alreadyProtected: 0,
+      });
+      const clean = fsckClean(disk.partition);
+      assert.ok(clean.ok, clean.output);
+    } finally {
+      await disk.cleanup();
+    }
+  });
 });
 
 describe('attachLoopAt', () => {

@@ -7,6 +7,8 @@ import {
   intersectRuns,
   parseBadBlockList,
   parseBlockUninitGroups,
+  parseExtGroups,
+  parseUnusedMarkedBlocks,
   runsOf,
   subtractRuns,
 } from '../../../src/boot/ext-block-runs.ts';
@@ -106,6 +108,35 @@ Group 2: (Blocks 16385-24576) csum 0xc9b4 [INODE_UNINIT, BLOCK_UNINIT]
 Group 3: (Blocks 24577-32767) [BLOCK_UNINIT, ITABLE_ZEROED]
 `;
     assert.deepEqual(parseBlockUninitGroups(output), [run(16385, 8192), run(24577, 8191)]);
+  });
+});
+
+describe('parseExtGroups', () => {
+  it('reads number, span and flags', () => {
+    assert.deepEqual(
+      parseExtGroups(
+        'Group 7: (Blocks 229376-262143) csum 0x1 [INODE_UNINIT, ITABLE_ZEROED]\nGroup 8: (Blocks 262144-294911)\n',
+      ),
+      [
+        { group: 7, firstBlock: 229376, blockCount: 32768, flags: ['INODE_UNINIT', 'ITABLE_ZEROED'] },
+        { group: 8, firstBlock: 262144, blockCount: 32768, flags: [] },
+      ],
+    );
+  });
+});
+
+describe('parseUnusedMarkedBlocks', () => {
+  it('takes the "-" bitmap differences (marked, used by nothing), not the "+" ones', () => {
+    // e2fsck 1.47 -fn after debugfs setb 4900 5, setb 9000 20 and setb 9030.
+    const output = `Pass 5: Checking group summary information
+Block bitmap differences:  -(4900--4904) +5000 -(9000--9019) -9030
+Fix? no
+
+Free blocks count wrong for group #0 (3808, counted=3803).
+Fix? no
+`;
+    assert.deepEqual(parseUnusedMarkedBlocks(output), [run(4900, 5), run(9000, 20), run(9030, 1)]);
+    assert.deepEqual(parseUnusedMarkedBlocks('Pass 5: Checking group summary information\n'), []);
   });
 });
 
