@@ -29,7 +29,8 @@ export {
   nextState,
 } from './journal-state.ts';
 export { mapImageFile } from './map-image-file.ts';
-export { protectExtBlocks, releaseExtBlocks } from './protect-ext-blocks.ts';
+export { mountNewPartitionReadWrite, NEW_EXT_MOUNT_OPTIONS } from './mount-new-partition.ts';
+export { maxProtectedBytes, protectExtBlocks, releaseExtBlocks } from './protect-ext-blocks.ts';
 export {
   formatRecoveryCmdline,
   parseRecoveryCmdline,

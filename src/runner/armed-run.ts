@@ -6,6 +6,7 @@ import {
   decodeMapItem,
   type JournalStage,
   type MapItem,
+  mountNewPartitionReadWrite,
   protectExtBlocks,
   type RefugeHeader,
   type RefugeHeaderItem,
@@ -27,7 +28,6 @@ import {
   type LoopDevice,
   type Mounted,
   mountReadOnly,
-  mountReadWrite,
   probeFilesystem,
   replaceSector,
   resolvePartition,
@@ -46,11 +46,6 @@ const SECTOR_BYTES = 512;
 /** Stages before the first destructive write: a refusal there disarms and boots the old OS. */
 const UNTOUCHED: readonly JournalStage[] = ['armed', 'capturing', 'bundle-persisted'];
 const PROTECTABLE = new Set(['ext2', 'ext3', 'ext4']);
-/**
- * New ext partitions are mounted without the lazy inode-table init thread (it zeroes inode tables
- * in the background) and without discard, so nothing but the restore's own files reaches blocks.
- */
-const NEW_EXT_MOUNT_OPTIONS = 'noinit_itable,nodiscard';
 
 export interface ArmedRunOptions {
   /** The kernel command line (/proc/cmdline): reimage.refuge= and reimage.disk= say where to look. */
@@ -401,7 +396,8 @@ async function ensureRestored(
       const result = await restoreStage({
         plan,
         partitionDevice,
-        mountOptions: NEW_EXT_MOUNT_OPTIONS,
+        // ext without the lazy inode-table init and discard (boot/mount-new-partition.ts).
+        mount: mountNewPartitionReadWrite,
         workDir: o.workDir,
         bundlePath,
         mounts,
@@ -415,7 +411,7 @@ async function ensureRestored(
     } else {
       for (const [index, mount] of plan.restore.mounts.entries()) {
         mounts.push(
-          await mountReadWrite(
+          await mountNewPartitionReadWrite(
             await partitionDevice(mount.partition, `restore.mounts[${index}].partition`),
             join(newRoot, mount.at),
           ),

@@ -23,8 +23,8 @@ export async function restoreStage(o: {
   plan: Plan;
   /** The device of a new partition a restore mount names (on the disk, or a loop at its offset). */
   partitionDevice: (ref: Plan['restore']['mounts'][number]['partition'], field: string) => Promise<string>;
-  /** Mount options for the new partitions (the armed run's keep the refuge safe). */
-  mountOptions?: string;
+  /** How a new partition is mounted read-write (the armed run's way keeps the refuge safe). */
+  mount?: (device: string, dir: string) => Promise<Mounted>;
   workDir: string;
   bundlePath: string;
   mounts: Mounted[];
@@ -36,7 +36,7 @@ export async function restoreStage(o: {
   const newRoot = join(o.workDir, 'new-root');
   for (const [index, mount] of plan.restore.mounts.entries()) {
     const device = await o.partitionDevice(mount.partition, `restore.mounts[${index}].partition`);
-    mounts.push(await mountReadWrite(device, join(newRoot, mount.at), o.mountOptions));
+    mounts.push(await (o.mount ?? mountReadWrite)(device, join(newRoot, mount.at)));
     log.info(`mounted ${device} at ${mount.at}`);
   }
   const restore = await restoreBundle({

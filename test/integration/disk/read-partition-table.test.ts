@@ -52,7 +52,12 @@ describe('readPartitionTable', () => {
     const table = await tableOf(path);
     const expected = await sfdiskPartitions(path);
     assert.deepEqual(
-      table.partitions.map((p) => ({ number: p.number, start: p.startBytes / 512, size: p.sizeBytes / 512, type: p.type })),
+      table.partitions.map((p) => ({
+        number: p.number,
+        start: p.startBytes / 512,
+        size: p.sizeBytes / 512,
+        type: p.type,
+      })),
       expected.map((p) => ({
         number: Number(/(\d+)$/.exec(p.node)?.[1]),
         start: p.start,
