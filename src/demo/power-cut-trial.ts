@@ -1,0 +1,157 @@
+import { open } from 'node:fs/promises';
+import { isAbortError } from '../core/exit-codes.ts';
+import { runCommand } from '../core/run-command.ts';
+import type { DemoFixtures } from './demo-fixtures.ts';
+import { type IdentityReport, parseIdentityReport } from './identity-report.ts';
+import { runVm } from './qemu-vm.ts';
+
+/**
+ * Where a trial cuts the power: `delayMs` after the first serial line containing `marker`. The
+ * markers are lines the recovery boot and the armed run print, so cuts spread over every step.
+ */
+export interface PowerCut {
+  readonly marker: string;
+  readonly delayMs: number;
+}
+
+/** Lines of an armed boot, in order: a cut after each lands in that step (docs/arm.md). */
+export const POWER_CUT_MARKERS: readonly string[] = [
+  'reimage: recovery boot path',
+  'step 1/6 capture',
+  'step 2/6 write',
+  'step 3/6 restore',
+  'step 4/6 wipe',
+  'step 5/6 commit',
+  'step 6/6 release',
+];
+
+/** What one boot of the disk showed. */
+export type BootKind = 'recovery' | 'new-os' | 'old-os' | 'nothing';
+
+export interface PowerCutTrialResult {
+  readonly cut: PowerCut;
+  /** Whether the cut came before the boot ended by itself. */
+  readonly cutHappened: boolean;
+  /** What each boot was, the cut one first. */
+  readonly boots: readonly BootKind[];
+  /** A boot that reached neither the recovery path nor an OS: the brick. */
+  readonly bricked: boolean;
+  readonly identity: IdentityReport | undefined;
+  /** The new OS came up with the old machine-id and SSH host keys. */
+  readonly identityKept: boolean;
+  /** A retention bundle frame (private keys) is still somewhere on the raw disk. */
+  readonly bundleLeft: boolean;
+  readonly durationMs: number;
+  /** The serial log of every boot, for a failure's message. */
+  readonly serialLogs: readonly string[];
+}
+
+const BUNDLE_FRAME_MAGIC = Buffer.from('REIMAGE-BUNDLE\0\0', 'latin1');
+const NEW_OS_MARKER = 'REIMAGE-DEMO IDENTITY BEGIN';
+
+function bootKind(serialLog: string, newOsVersion: string, identity: IdentityReport | undefined): BootKind {
+  if (serialLog.includes('reimage: recovery boot path')) return 'recovery';
+  if (identity !== undefined) return identity.osVersion === newOsVersion ? 'new-os' : 'old-os';
+  if (serialLog.includes(NEW_OS_MARKER)) return 'new-os';
+  return 'nothing';
+}
+
+/** Whether the bytes of a file contain `needle` anywhere (read in 16 MiB chunks, overlapping). */
+export async function fileContains(path: string, needle: Buffer): Promise<boolean> {
+  const file = await open(path, 'r');
+  try {
+    const chunkBytes = 16 * 1024 * 1024;
+    const keep = needle.length - 1;
+    const buffer = Buffer.alloc(keep + chunkBytes);
+    let kept = 0;
+    let position = 0;
+    for (;;) {
+      const { bytesRead } = await file.read(buffer, kept, chunkBytes, position);
+      if (bytesRead === 0) return false;
+      const filled = kept + bytesRead;
+      if (buffer.subarray(0, filled).includes(needle)) return true;
+      position += bytesRead;
+      // The last bytes go to the front, so a match across two chunks is seen.
+      kept = Math.min(keep, filled);
+      buffer.copyWithin(0, filled - kept, filled);
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * One power-cut trial on a copy of an armed disk: boots it by its own BIOS path, pulls the plug
+ * (SIGKILL of QEMU: every write QEMU already issued stays, as after a power cut whose disk had
+ * flushed them) at the cut, then boots it again and again until the new OS comes up or
+ * `maxBoots` is spent, and checks the new OS's identity and that no bundle is left on the disk.
+ */
+export async function runPowerCutTrial(o: {
+  armedDiskPath: string;
+  diskPath: string;
+  fixtures: DemoFixtures;
+  cut: PowerCut;
+  maxBoots?: number;
+  signal: AbortSignal;
+}): Promise<PowerCutTrialResult> {
+  const started = Date.now();
+  await runCommand('cp', ['--sparse=always', o.armedDiskPath, o.diskPath]);
+  const boots: BootKind[] = [];
+  const serialLogs: string[] = [];
+  let cutHappened = false;
+  let identity: IdentityReport | undefined;
+  const maxBoots = o.maxBoots ?? 4;
+  for (let boot = 0; boot < maxBoots; boot++) {
+    const plug = new AbortController();
+    const lines: string[] = [];
+    let scheduled = false;
+    const onSerialLine = (line: string): void => {
+      lines.push(line);
+      if (boot === 0 && !scheduled && line.includes(o.cut.marker)) {
+        scheduled = true;
+        setTimeout(() => plug.abort(new Error('power cut')), o.cut.delayMs).unref();
+      }
+    };
+    let serialLog: string;
+    try {
+      const result = await runVm({
+        diskPath: o.diskPath,
+        memoryMiB: 3072,
+        timeoutMs: 15 * 60_000,
+        onSerialLine,
+        signal: AbortSignal.any([plug.signal, o.signal]),
+      });
+      serialLog = result.serialLog;
+    } catch (error) {
+      if (o.signal.aborted || !plug.signal.aborted) throw error;
+      if (!isAbortError(error) && !(error instanceof Error && error.message === 'power cut')) throw error;
+      cutHappened = true;
+      serialLog = lines.join('\n');
+    }
+    serialLogs.push(serialLog);
+    const report = parseIdentityReport(serialLog);
+    const kind = bootKind(serialLog, o.fixtures.newOsVersion, report);
+    boots.push(kind);
+    if (kind === 'new-os') {
+      identity = report;
+      break;
+    }
+    // A boot that reached nothing (not cut) is a brick: booting again will not change it.
+    if (kind === 'nothing' && !(boot === 0 && cutHappened)) break;
+  }
+  const old = o.fixtures.oldIdentity;
+  return {
+    cut: o.cut,
+    cutHappened,
+    boots,
+    bricked: boots.some((kind, index) => kind === 'nothing' && !(index === 0 && cutHappened)),
+    identity,
+    identityKept:
+      identity !== undefined &&
+      identity.machineId === old.machineId &&
+      JSON.stringify(identity.sshHostKeySha256) === JSON.stringify(old.sshHostKeySha256),
+    bundleLeft: await fileContains(o.diskPath, BUNDLE_FRAME_MAGIC),
+    durationMs: Date.now() - started,
+    serialLogs,
+  };
+}
