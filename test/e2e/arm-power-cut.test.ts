@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/core/logger.ts';
 import { runCommand } from '../../src/core/run-command.ts';
 import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../src/demo/demo-session.ts';
-import { POWER_CUT_MARKERS, type PowerCut, runPowerCutTrial } from '../../src/demo/power-cut-trial.ts';
-import { SeededRandom } from '../fuzz/seeded-random.ts';
+import { runPowerCutTrial } from '../../src/demo/power-cut-trial.ts';
+import { cutForSeed } from '../helpers/power-cuts.ts';
 import { runReimage } from '../helpers/run-cli.ts';
 
 // Power cuts during the armed run, under QEMU: the armed disk boots by its own BIOS path, QEMU is
@@ -14,13 +14,6 @@ import { runReimage } from '../helpers/run-cli.ts';
 const signal = AbortSignal.timeout(60 * 60_000);
 // Seeds whose cuts fall in the write (14), the restore (3) and the commit (1); the bench draws many more.
 const SEEDS = [14, 3, 1];
-
-/** The cut a seed draws: a step of the armed run, and up to 2 s into it. */
-export function cutForSeed(seed: number): PowerCut {
-  const random = new SeededRandom(seed);
-  const marker = POWER_CUT_MARKERS[random.uint32() % POWER_CUT_MARKERS.length] ?? 'step 2/6 write';
-  return { marker, delayMs: random.uint32() % 2000 };
-}
 
 describe('power cuts during an armed reimage (QEMU, SIGKILL)', () => {
   let workspace: DemoWorkspace;
@@ -31,7 +24,17 @@ describe('power cuts during an armed reimage (QEMU, SIGKILL)', () => {
     const planPath = await writeDemoPlan(workspace, '/dev/vda', join(workspace.dir, 'plan.yaml'));
     const kernel = workspace.fixtures.kernel;
     const armed = runReimage(
-      ['arm', '--plan', planPath, '--disk', workspace.diskPath, '--kernel', kernel.vmlinuzPath, '--modules', kernel.modulesDir],
+      [
+        'arm',
+        '--plan',
+        planPath,
+        '--disk',
+        workspace.diskPath,
+        '--kernel',
+        kernel.vmlinuzPath,
+        '--modules',
+        kernel.modulesDir,
+      ],
       { timeoutMs: 15 * 60_000 },
     );
     assert.equal(armed.exitCode, 0, armed.stderr);
@@ -52,7 +55,8 @@ describe('power cuts during an armed reimage (QEMU, SIGKILL)', () => {
         cut,
         signal,
       });
-      const logs = () => result.serialLogs.map((log, index) => `--- boot ${index + 1} ---\n${log.slice(-2500)}`).join('\n');
+      const logs = () =>
+        result.serialLogs.map((log, index) => `--- boot ${index + 1} ---\n${log.slice(-2500)}`).join('\n');
       assert.equal(result.bricked, false, `no boot may reach nothing: ${result.boots.join(', ')}\n${logs()}`);
       assert.ok(result.identity !== undefined, `the new OS came up: ${result.boots.join(', ')}\n${logs()}`);
       assert.equal(result.identityKept, true, `machine-id and SSH host keys kept\n${logs()}`);
