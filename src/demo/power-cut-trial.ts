@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { isDeepStrictEqual } from 'node:util';
 import { isAbortError } from '../core/exit-codes.ts';
 import { runCommand } from '../core/run-command.ts';
 import type { DemoFixtures } from './demo-fixtures.ts';
@@ -149,7 +150,7 @@ export async function runPowerCutTrial(o: {
     identityKept:
       identity !== undefined &&
       identity.machineId === old.machineId &&
-      JSON.stringify(identity.sshHostKeySha256) === JSON.stringify(old.sshHostKeySha256),
+      isDeepStrictEqual(identity.sshHostKeySha256, old.sshHostKeySha256),
     bundleLeft: await fileContains(o.diskPath, BUNDLE_FRAME_MAGIC),
     durationMs: Date.now() - started,
     serialLogs,
