@@ -93,6 +93,10 @@ export async function runPowerCutTrial(o: {
   fixtures: DemoFixtures;
   cut: PowerCut;
   maxBoots?: number;
+  /** Each serial line as it comes, with the boot's index (0: the one that is cut). */
+  onSerialLine?: (boot: number, line: string) => void;
+  /** Called when the plug is pulled. */
+  onCut?: () => void;
   signal: AbortSignal;
 }): Promise<PowerCutTrialResult> {
   const started = Date.now();
@@ -108,9 +112,13 @@ export async function runPowerCutTrial(o: {
     let scheduled = false;
     const onSerialLine = (line: string): void => {
       lines.push(line);
+      o.onSerialLine?.(boot, line);
       if (boot === 0 && !scheduled && line.includes(o.cut.marker)) {
         scheduled = true;
-        setTimeout(() => plug.abort(new Error('power cut')), o.cut.delayMs).unref();
+        setTimeout(() => {
+          o.onCut?.();
+          plug.abort(new Error('power cut'));
+        }, o.cut.delayMs).unref();
       }
     };
     let serialLog: string;

@@ -21,7 +21,7 @@ time per stage.`,
   options: [
     {
       name: 'vm',
-      help: "build the reimage initramfs, boot it in QEMU (software emulation) against the disk\nwith the serial console shown live, then boot the reimaged disk on its own — its own\nbootloader, no -kernel — and show the new OS's version, machine-id and SSH host key\nfingerprints next to the old ones. Takes a few minutes.",
+      help: 'arm the old disk (the refuge, the recovery boot path), boot it in QEMU (software\nemulation) by its own BIOS path with the serial console shown live, cut the power in the\nmiddle of the write, boot again: the armed run resumes and finishes; then the disk boots the\nnew OS, whose version, machine-id and SSH host key fingerprints are shown next to the old\nones. Takes a few minutes.',
     },
   ],
   examples: ['sudo ./bin/reimage demo', 'sudo ./bin/reimage demo --vm'],
@@ -60,46 +60,57 @@ async function demoOnLoopDevices(context: VerbContext): Promise<number> {
     ),
     '',
     `Log: ${logFile}`,
-    'Next: sudo ./bin/reimage demo --vm   (boots the reimage and then the new OS under QEMU)',
+    'Next: sudo ./bin/reimage demo --vm   (arms the disk, cuts the power mid-write under QEMU, and boots the new OS)',
   ];
   context.stdout.write(`${out.join('\n')}\n`);
   return 0;
 }
 
 async function demoInVm(context: VerbContext): Promise<number> {
-  const { prepareDemo } = await import('../../demo/demo-session.ts');
-  const { bootDiskOnItsOwn, bootReimageVm, buildDemoInitramfs } = await import('../../demo/demo-vm-session.ts');
+  const { join } = await import('node:path');
+  const { prepareDemo, writeDemoPlan } = await import('../../demo/demo-session.ts');
+  const { runPowerCutTrial } = await import('../../demo/power-cut-trial.ts');
+  const { armDisk } = await import('../../arm/index.ts');
   context.log.info('demo --vm: preparing the demo disks (built once, then cached)');
   const workspace = await prepareDemo(context.log, 'demo-vm');
-  const initramfs = await buildDemoInitramfs(workspace, undefined, context.log, context.signal);
+  const planPath = await writeDemoPlan(workspace, '/dev/vda', join(workspace.dir, 'vm-plan.yaml'));
+  context.log.info('arming the old disk: checks, the refuge in its old root, LBA 0 pointed at the recovery path');
+  const armed = await armDisk({
+    planPath,
+    diskPath: workspace.diskPath,
+    kernelPath: workspace.fixtures.kernel.vmlinuzPath,
+    modulesDir: workspace.fixtures.kernel.modulesDir,
+    check: false,
+    workDir: workspace.dir,
+    log: context.log,
+    signal: context.signal,
+  });
   context.log.info(
-    `initramfs: ${formatBytes(initramfs.sizeBytes)}, built in ${(initramfs.durationMs / 1000).toFixed(1)} s`,
+    `armed in ${(armed.durationMs / 1000).toFixed(1)} s: refuge of ${formatBytes(armed.refuge?.usedBytes ?? 0)} in partition ${armed.refuge?.partition ?? '?'} (${armed.refuge?.extents ?? 0} extents), initramfs ${formatBytes(armed.initramfsSizeBytes)}`,
   );
-  const show = (line: string): void => {
-    context.stdout.write(`  | ${line}\n`);
+  const show = (boot: number, line: string): void => {
+    context.stdout.write(`  boot ${boot + 1} | ${line}\n`);
   };
-  context.log.info('booting the reimage initramfs in QEMU (serial console below)');
-  const reimage = await bootReimageVm(workspace, initramfs.path, show, context.signal);
-  // A reboot is also how a refused run ends (into the old OS): only the runner's success counts.
-  if (!/reimage run exited with 0/.test(reimage.serialLog)) {
+  context.log.info('booting the armed disk by its own BIOS path; the power will be cut during the write');
+  const trial = await runPowerCutTrial({
+    armedDiskPath: workspace.diskPath,
+    diskPath: join(workspace.dir, 'disk-after-power-cut.img'),
+    fixtures: workspace.fixtures,
+    cut: { marker: 'step 2/6 write', delayMs: 1500 },
+    onSerialLine: show,
+    onCut: () =>
+      context.stdout.write('\n  *** POWER CUT: QEMU killed (SIGKILL) in the middle of the armed write ***\n\n'),
+    signal: context.signal,
+  });
+  const identity = trial.identity;
+  if (identity === undefined || trial.bricked || identity.osVersion !== workspace.fixtures.newOsVersion) {
     throw new ReimageError(
       'REIMAGE_DEMO_VM_FAILED',
-      `The reimage in the VM did not succeed (it ended by ${reimage.ending}). The serial log above says why.`,
-      { evidence: { ending: reimage.ending } },
+      `The armed disk did not come up in the new OS after the power cut (boots: ${trial.boots.join(', ')}). The serial log above says why.`,
+      { evidence: { boots: trial.boots.join(',') } },
     );
   }
-  context.log.info('booting the reimaged disk on its own (its own GRUB, no -kernel)');
-  const boot = await bootDiskOnItsOwn(workspace, show, context.signal);
-  const identity = boot.identity;
-  if (identity === undefined || identity.osVersion !== workspace.fixtures.newOsVersion) {
-    throw new ReimageError(
-      'REIMAGE_DEMO_VM_FAILED',
-      'The reimaged disk did not boot into the new OS. See the serial log above.',
-      {
-        evidence: { ending: boot.ending },
-      },
-    );
-  }
+  context.stdout.write(`\nBoots: ${trial.boots.join(' → ')}${trial.cutHappened ? ' (the first one cut)' : ''}\n`);
   const old = workspace.fixtures.oldIdentity;
   const rows: [string, string, string][] = [
     ['', 'old OS (before)', 'new OS (booted from its own disk)'],
@@ -118,7 +129,7 @@ async function demoInVm(context: VerbContext): Promise<number> {
       '',
       ...table(rows),
       '',
-      `reimage in VM: ${(reimage.durationMs / 1000).toFixed(1)} s; new OS boot: ${(boot.durationMs / 1000).toFixed(1)} s; initramfs ${formatBytes(initramfs.sizeBytes)}`,
+      `arm: ${(armed.durationMs / 1000).toFixed(1)} s; boots from the first to the new OS, the cut included: ${(trial.durationMs / 1000).toFixed(1)} s; recovery initramfs ${formatBytes(armed.initramfsSizeBytes)}`,
       same ? 'The new OS kept the old identity.' : 'The identity DIFFERS: see the rows above.',
       '',
     ].join('\n'),
