@@ -133,7 +133,8 @@ export async function runPowerCutTrial(o: {
       serialLog = result.serialLog;
     } catch (error) {
       if (o.signal.aborted || !plug.signal.aborted) throw error;
-      if (!isAbortError(error) && !(error instanceof Error && error.message === 'power cut')) throw error;
+      // runVm rejects with the signal's reason: the cut's own, or QEMU failed for another reason.
+      if (error !== plug.signal.reason && !isAbortError(error)) throw error;
       cutHappened = true;
       serialLog = lines.join('\n');
     }
