@@ -44,7 +44,14 @@ describe('an armed disk under QEMU', () => {
     const recovery = await bootDiskOnItsOwn(workspace, () => {}, signal);
     assert.match(recovery.serialLog, /reimage: recovery boot path/, 'GRUB ran the refuge core.img');
     assert.match(recovery.serialLog, /reimage\.refuge=\d+\+\d+/, 'the kernel got the refuge on its command line');
-    assert.match(recovery.serialLog, /reimage complete/, `the run finished:\n${recovery.serialLog.slice(-3000)}`);
+    assert.match(
+      recovery.serialLog,
+      /reimage complete \(armed run\)/,
+      `the run finished:\n${recovery.serialLog.slice(-3000)}`,
+    );
+    for (const step of ['1/6 capture', '2/6 write', '3/6 restore', '4/6 wipe', '5/6 commit', '6/6 release']) {
+      assert.match(recovery.serialLog, new RegExp(`step ${step}`), `the armed run went through step ${step}`);
+    }
     assert.equal(recovery.ending, 'poweroff');
 
     const boot = await bootDiskOnItsOwn(workspace, () => {}, signal);
