@@ -8,6 +8,7 @@ import {
   encodeRefugeHeader,
   initialJournalState,
   JOURNAL_SIZE_BYTES,
+  maxProtectedBytes,
   type PlacedItem,
   patchCoreBlocklist,
   placeRefuge,
@@ -134,6 +135,30 @@ function sameMapping(placed: readonly RefugeExtent[], now: readonly RefugeExtent
   );
 }
 
+/**
+ * The part of the refuge inside one new ext partition mounted before the commit is kept safe
+ * through that filesystem's bad-block list, which holds just under 2 GiB (boot/protect-ext-blocks).
+ */
+function refuseUnprotectable(layout: RefugeLayout, facts: NewImageFacts): void {
+  const placed = [layout.journal, layout.header, ...layout.items.flatMap((entry) => entry.extents)];
+  for (const writable of facts.writablePartitions) {
+    const partition = facts.table.partitions.find((p) => p.number === writable.number);
+    if (partition === undefined) continue;
+    const insideBytes = placed.reduce((sum, extent) => {
+      const from = Math.max(extent.diskOffsetBytes, partition.startBytes);
+      const to = Math.min(extent.diskOffsetBytes + extent.lengthBytes, partition.startBytes + partition.sizeBytes);
+      return sum + Math.max(0, to - from);
+    }, 0);
+    if (insideBytes > maxProtectedBytes(4096)) {
+      throw new ReimageError(
+        'REIMAGE_ARM_NO_REFUGE_ROOM',
+        `${insideBytes} bytes of the refuge would lie inside the new partition ${writable.number}, which the restore mounts before the commit; its filesystem can keep at most ${maxProtectedBytes(4096)} bytes safe. Make the image smaller, or name a refuge partition the new layout leaves alone (refuge.partition in the plan).`,
+        { evidence: { partition: writable.number, insideBytes } },
+      );
+    }
+  }
+}
+
 /** The recovery core.img for a layout: it loads the kernel and initramfs by their sectors. */
 export async function buildCoreFor(o: {
   layout: RefugeLayout;
@@ -194,6 +219,7 @@ export async function fillRefuge(o: {
   });
   try {
     const layout = placeRefuge(usableExtents(reserved.extents, o.excluded), requests);
+    refuseUnprotectable(layout, o.facts);
     // Give back what the layout does not use, so the old OS keeps its free space until the reboot.
     await punchRefugeFile(reserved.path, usedFileRanges(layout), o.reserveBytes);
     const placedExtents = [layout.journal, layout.header, ...layout.items.flatMap((placed) => placed.extents)];
