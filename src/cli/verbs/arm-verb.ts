@@ -1,8 +1,11 @@
+import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { type ArmReport, armDisk, armStatus, disarmDisk, formatArmStatus } from '../../arm/index.ts';
 import { formatBytes } from '../../core/format-bytes.ts';
 import { ReimageError } from '../../core/reimage-error.ts';
-import type { CommandSpec, ParsedArguments } from '../command-line.ts';
+import { runCommand } from '../../core/run-command.ts';
+import { loadPlanFile } from '../../plan/index.ts';
+import { type CommandSpec, type ParsedArguments, usageLine } from '../command-line.ts';
 import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
 function needRoot(command: string): void {
@@ -60,6 +63,10 @@ use, and leaves the disk bit for bit as it was. docs/arm.md explains the refuge.
       mustExist: 'file',
     },
     { name: 'check', help: 'check everything and choose the refuge; change nothing' },
+    {
+      name: 'reboot',
+      help: 'reboot into the recovery path once armed, after reading the arm back (LBA 0, every\nrefuge digest) as status does; not with a disk image file',
+    },
     { name: 'json', help: 'the result as JSON' },
   ],
   examples: [
@@ -99,6 +106,20 @@ function armLines(report: ArmReport): string[] {
 async function arm(context: VerbContext, args: ParsedArguments): Promise<number> {
   needRoot('arm');
   const optional = (name: string): string | undefined => args.value(name);
+  const reboot = args.flag('reboot');
+  if (reboot && args.flag('check')) {
+    throw new ReimageError('REIMAGE_CLI_USAGE', 'arm: --check changes nothing, so it cannot --reboot.', {
+      evidence: { usage: usageLine(armSpec) },
+    });
+  }
+  const diskPath = optional('disk') ?? (await loadPlanFile(args.required('plan'))).disk;
+  if (reboot && (await stat(diskPath).catch(() => undefined))?.isFile() === true) {
+    throw new ReimageError(
+      'REIMAGE_CLI_USAGE',
+      `arm: ${diskPath} is a disk image file: there is no machine to reboot (arm it without --reboot and boot it in a VM).`,
+      { evidence: { usage: usageLine(armSpec) } },
+    );
+  }
   const report = await armDisk({
     planPath: args.required('plan'),
     ...definedOnly({
@@ -113,7 +134,25 @@ async function arm(context: VerbContext, args: ParsedArguments): Promise<number>
     signal: context.signal,
   });
   context.stdout.write(args.flag('json') ? `${JSON.stringify(report)}\n` : `${armLines(report).join('\n')}\n`);
+  if (reboot && report.armed) await rebootIntoRecovery(context, report);
   return 0;
+}
+
+/**
+ * Reboots only an arm that reads back whole: something (a grub-install from a package update)
+ * may rewrite LBA 0 between arm and reboot, and a damaged refuge must never be booted into.
+ */
+async function rebootIntoRecovery(context: VerbContext, report: ArmReport): Promise<void> {
+  const state = await armStatus(report.disk.path);
+  if (state.state !== 'armed') {
+    throw new ReimageError(
+      'REIMAGE_ARM_BOOT_SECTOR_CHANGED',
+      `Not rebooting: ${report.disk.path} reads back as ${state.state}${state.why === undefined ? '' : ` (${state.why})`}. Run reimage status, and disarm and arm again.`,
+      { evidence: { disk: report.disk.path, state: state.state } },
+    );
+  }
+  context.log.info('the arm reads back whole: rebooting into the recovery path');
+  await runCommand('reboot', []);
 }
 
 function definedOnly<T extends Record<string, string | undefined>>(values: T): { [K in keyof T]?: string } {

@@ -94,6 +94,10 @@ describe('reimage arm, offline, on a disk image file', () => {
     assert.equal(result.exitCode, 2, result.stderr);
     assert.match(result.stderr, /REIMAGE_ARM_OFFLINE_NEEDS_KERNEL/);
 
+    result = arm(planPath, '--reboot');
+    assert.equal(result.exitCode, 2, result.stderr);
+    assert.match(result.stderr, /disk image file: there is no machine to reboot/);
+
     assert.equal(await sha256OfFile(workspace.diskPath), pristineDigest);
   });
 
