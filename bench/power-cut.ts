@@ -69,6 +69,7 @@ try {
 
   let recovered = 0;
   let bricked = 0;
+  let stuck = 0;
   let identityLost = 0;
   let bundleLeft = 0;
   let cutsHappened = 0;
@@ -87,12 +88,13 @@ try {
     bootCount += result.boots.length;
     if (result.cutHappened) cutsHappened++;
     if (result.bricked) bricked++;
+    if (result.stuck) stuck++;
     if (result.identity !== undefined && !result.identityKept) identityLost++;
     if (result.bundleLeft) bundleLeft++;
     if (!result.bricked && result.identityKept) recovered++;
     byMarker.set(cut.marker, (byMarker.get(cut.marker) ?? 0) + 1);
     out(
-      `trial seed ${seed}: cut ${cut.delayMs} ms after "${cut.marker}"${result.cutHappened ? '' : ' (ended first)'}: boots ${result.boots.join(' → ')}; ${result.identityKept ? 'identity kept' : 'IDENTITY NOT KEPT'}${result.bricked ? '; BRICKED' : ''}${result.bundleLeft ? '; BUNDLE LEFT' : ''} (${seconds(result.durationMs)})`,
+      `trial seed ${seed}: cut ${cut.delayMs} ms after "${cut.marker}"${result.cutHappened ? '' : ' (ended first)'}: boots ${result.boots.join(' → ')}; ${result.identityKept ? 'identity kept' : 'IDENTITY NOT KEPT'}${result.bricked ? '; BRICKED' : ''}${result.stuck ? '; STUCK' : ''}${result.bundleLeft ? '; BUNDLE LEFT' : ''} (${seconds(result.durationMs)})`,
     );
   }
   const totalMs = Date.now() - started;
@@ -101,6 +103,7 @@ try {
   out(`cuts by step:      ${[...byMarker].map(([marker, count]) => `${marker}: ${count}`).join('; ')}`);
   out(`recovered:         ${recovered}`);
   out(`bricked:           ${bricked}`);
+  out(`stuck:             ${stuck} (every boot entered the recovery path, none the new OS)`);
   out(`identity lost:     ${identityLost}`);
   out(`bundle left:       ${bundleLeft}`);
   out(`boots per trial:   ${(bootCount / trials).toFixed(2)} (the cut boot, the resumed run, the new OS)`);

@@ -281,8 +281,18 @@ export async function armDisk(o: ArmOptions): Promise<ArmReport> {
       const boot = patchBootSector(oldLba0, await readGrubBootImage(), filled.coreLba);
       await replaceSector({ path: disk.device, kind: 'block-device', offsetBytes: 0, expected: oldLba0, next: boot });
     } catch (error) {
-      await releaseAfterFailure(disk, filled, scratch, o.log);
-      throw error;
+      // The write may have landed before it failed (an EIO on the flush, a read-back mismatch):
+      // the refuge is released only once LBA 0 is the old one again, or it might point at freed
+      // blocks.
+      if (await oldBootSectorBack(disk, oldLba0, o.log)) {
+        await releaseAfterFailure(disk, filled, scratch, o.log);
+        throw error;
+      }
+      throw new ReimageError(
+        'REIMAGE_ARM_BOOT_SECTOR_CHANGED',
+        `Writing LBA 0 of ${disk.path} failed and the old LBA 0 could not be put back (${error instanceof Error ? error.message : String(error)}). The refuge was kept, so whatever LBA 0 now holds still finds it: run reimage status, then reimage disarm.`,
+        { evidence: { disk: disk.path }, cause: error, targetState: 'unknown' },
+      );
     }
     o.log.info(`armed: LBA 0 now boots the recovery core.img at LBA ${filled.coreLba}`);
     return report(true, filled);
@@ -340,6 +350,19 @@ async function readImageAgain(
     return image;
   } finally {
     await unmount();
+  }
+}
+
+/** Whether LBA 0 is the saved one (putting it back if it is not); false when that fails. */
+async function oldBootSectorBack(disk: OldDisk, oldLba0: Buffer, log: Logger): Promise<boolean> {
+  try {
+    const now = await readFirstSector(disk);
+    if (now.equals(oldLba0)) return true;
+    await replaceSector({ path: disk.device, kind: 'block-device', offsetBytes: 0, expected: now, next: oldLba0 });
+    return true;
+  } catch (error) {
+    log.warn(`could not put the old LBA 0 back: ${isReimageError(error) ? error.message : String(error)}`);
+    return false;
   }
 }
 

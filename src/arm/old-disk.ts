@@ -118,7 +118,11 @@ async function currentMount(device: string): Promise<{ dir: string; readOnly: bo
   const text = await readFile('/proc/self/mountinfo', 'utf8');
   const entries = parseMountInfo(text);
   const lines = text.split('\n').filter((line) => line.trim() !== '');
-  const index = entries.findIndex((entry) => entry.deviceNumber === `${major}:${minor}`);
+  // A bind mount of a subdirectory names the same device; only a mount of the filesystem's root
+  // (mountinfo field 4 is "/") is where its files are.
+  const index = entries.findIndex(
+    (entry, at) => entry.deviceNumber === `${major}:${minor}` && lines[at]?.split(' ')[3] === '/',
+  );
   const entry = entries[index];
   if (entry === undefined) return undefined;
   const options = lines[index]?.split(' ')[5] ?? '';

@@ -425,7 +425,7 @@ export const ERROR_CODES = {
     meaning: 'the disk is armed already (or holds a damaged arm): disarm it before arming again',
   },
   REIMAGE_ARMED_DISK_NOT_FOUND: {
-    exitClass: 'refusedUntouched',
+    exitClass: 'failedTouched',
     retryable: true,
     meaning: "the recovery boot found no disk with the armed disk's identity and refuge",
   },
@@ -439,10 +439,11 @@ export const ERROR_CODES = {
     retryable: true,
     meaning: 'the armed run failed after the disk was touched; the journal says where the next boot resumes',
   },
-  REIMAGE_ARMED_RUN_OVER: {
-    exitClass: 'refusedUntouched',
+  REIMAGE_ARMED_RUN_CANNOT_START: {
+    exitClass: 'failedTouched',
     retryable: false,
-    meaning: 'the recovery path booted although the journal says the armed run is over',
+    meaning:
+      'on an armed disk, where the run is cannot be known or a refusal cannot give LBA 0 back: the machine stays (a reboot would only enter the recovery path again)',
   },
   REIMAGE_NOT_ARMED: {
     exitClass: 'refusedUntouched',

@@ -37,6 +37,8 @@ export interface PowerCutTrialResult {
   readonly boots: readonly BootKind[];
   /** A boot that reached neither the recovery path nor an OS: the brick. */
   readonly bricked: boolean;
+  /** Every boot entered the recovery path and none reached the new OS: stuck (or looping). */
+  readonly stuck: boolean;
   readonly identity: IdentityReport | undefined;
   /** The new OS came up with the old machine-id and SSH host keys. */
   readonly identityKept: boolean;
@@ -155,6 +157,7 @@ export async function runPowerCutTrial(o: {
     cutHappened,
     boots,
     bricked: boots.some((kind, index) => kind === 'nothing' && !(index === 0 && cutHappened)),
+    stuck: identity === undefined && boots.at(-1) === 'recovery',
     identity,
     identityKept:
       identity !== undefined &&

@@ -174,7 +174,10 @@ run_plan() {
 ${DISPATCH_END}
 
 waited_s=0
-while [ ! -b "$DISK" ]; do
+# An armed disk's run finds its disk by identity (and waits for it) itself: the plan's device
+# name may be another on this kernel, and a reboot here would only enter the recovery path again.
+grep -q 'reimage.refuge=' /proc/cmdline && DISK_TIMEOUT_S=0
+while [ "$DISK_TIMEOUT_S" -gt 0 ] && [ ! -b "$DISK" ]; do
   if [ "$waited_s" -ge "$DISK_TIMEOUT_S" ]; then
     reboot_untouched "The plan's disk $DISK did not appear within $DISK_TIMEOUT_S s. Block devices seen: $(ls /sys/class/block 2>/dev/null | tr '\\n' ' ')"
   fi

@@ -1,16 +1,19 @@
 import { open, readdir, readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   decodeRefugeHeader,
   formatDiskIdentity,
+  JOURNAL_SIZE_BYTES,
   parseRecoveryCmdline,
+  REFUGE_HEAD_BYTES,
   REFUGE_HEADER_BYTES,
   type RecoveryCmdline,
   type RefugeHeader,
 } from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
-import { type DiskIdentity, parsePartitionTable, readAt, TABLE_HEAD_BYTES } from '../disk/index.ts';
+import { type DiskIdentity, readAt } from '../disk/index.ts';
 
 const SECTOR_BYTES = 512;
 /** Block devices that are never the machine's disk: RAM, loop, optical, floppy, device-mapper. */
@@ -29,19 +32,10 @@ function sameIdentity(a: DiskIdentity, b: DiskIdentity): boolean {
   return formatDiskIdentity(a) === formatDiskIdentity(b);
 }
 
-/** The disk identity of a block device from its first sectors, or undefined (no table, unreadable). */
-async function identityOf(device: string): Promise<DiskIdentity | undefined> {
+/** A block device's size from sysfs, or undefined. */
+async function sizeOf(device: string): Promise<number | undefined> {
   try {
-    const handle = await open(device, 'r');
-    try {
-      const sizeBytes =
-        Number((await readFile(`/sys/class/block/${device.slice('/dev/'.length)}/size`, 'utf8')).trim()) * SECTOR_BYTES;
-      const head = Buffer.alloc(Math.min(TABLE_HEAD_BYTES, sizeBytes));
-      await readAt(handle, head, 0);
-      return parsePartitionTable(head, sizeBytes).identity;
-    } finally {
-      await handle.close();
-    }
+    return Number((await readFile(`/sys/class/block/${basename(device)}/size`, 'utf8')).trim()) * SECTOR_BYTES;
   } catch {
     return undefined;
   }
@@ -56,9 +50,10 @@ async function candidateDisks(hint: string | undefined): Promise<string[]> {
 
 /**
  * Finds the armed disk from what the recovery boot passed on the kernel command line: the disk
- * whose msdos signature or GPT disk GUID is `reimage.disk`, never a device name alone, and whose
- * sectors `reimage.refuge` hold a refuge header naming that same identity. No search of the disk:
- * only the named sectors of each candidate are read. Waits for disks to appear (up to timeoutMs).
+ * whose sectors `reimage.refuge` names hold a refuge header for the identity `reimage.disk` (the
+ * msdos signature or GPT disk GUID arm read) and the disk's size — never a device name alone. No
+ * search of the disk: only the named sectors of each candidate are read. Waits for disks to
+ * appear (up to timeoutMs); the journal is checked next, against the header's journal id.
  */
 export async function findArmedDisk(o: {
   cmdline: string;
@@ -76,26 +71,30 @@ export async function findArmedDisk(o: {
   }
   const journalOffsetBytes = cmdline.refuge.startLba * SECTOR_BYTES;
   const deadline = Date.now() + (o.timeoutMs ?? 60_000);
-  const seen = new Set<string>();
   for (;;) {
     for (const device of await candidateDisks(o.hint)) {
-      const identity = await identityOf(device);
-      if (identity === undefined || !sameIdentity(identity, cmdline.disk)) continue;
-      seen.add(device);
-      const handle = await open(device, 'r');
+      // The identity is taken from the refuge header at the sectors the command line names, not
+      // from the disk's own table: once the armed write has begun, a GPT disk's LBA 1–33 hold the
+      // new image's header, whose GUID is not the armed disk's.
+      const sizeBytes = await sizeOf(device);
+      if (sizeBytes === undefined || sizeBytes < journalOffsetBytes + REFUGE_HEAD_BYTES) continue;
+      const handle = await open(device, 'r').catch(() => undefined);
+      if (handle === undefined) continue;
       try {
         const headerBytes = Buffer.alloc(REFUGE_HEADER_BYTES);
-        await readAt(handle, headerBytes, journalOffsetBytes + 8192);
+        await readAt(handle, headerBytes, journalOffsetBytes + JOURNAL_SIZE_BYTES);
         const header = decodeRefugeHeader(headerBytes);
-        if (!sameIdentity(header.disk, cmdline.disk)) continue;
+        if (!sameIdentity(header.disk, cmdline.disk) || header.diskSizeBytes !== sizeBytes) continue;
         o.log.info(
           `armed disk: ${device} (${formatDiskIdentity(cmdline.disk)}), refuge at LBA ${cmdline.refuge.startLba}`,
         );
         return { device, cmdline, header, headerBytes, journalOffsetBytes };
       } catch (error) {
-        o.log.warn(
-          `${device} has the armed disk's identity but no refuge header at LBA ${cmdline.refuge.startLba + 16}: ${isReimageError(error) ? error.message : String(error)}`,
-        );
+        if (device === o.hint) {
+          o.log.warn(
+            `${device} has no refuge header at LBA ${cmdline.refuge.startLba + JOURNAL_SIZE_BYTES / SECTOR_BYTES}: ${isReimageError(error) ? error.message : String(error)}`,
+          );
+        }
       } finally {
         await handle.close();
       }
@@ -105,7 +104,7 @@ export async function findArmedDisk(o: {
   }
   throw new ReimageError(
     'REIMAGE_ARMED_DISK_NOT_FOUND',
-    `No disk with the identity ${formatDiskIdentity(cmdline.disk)} and a refuge at LBA ${cmdline.refuge.startLba} appeared${seen.size > 0 ? ` (seen with that identity but no readable refuge: ${[...seen].join(', ')})` : ''}. Nothing was changed; the machine boots this recovery path again until the disk is found or disarmed.`,
+    `No disk holds a refuge for ${formatDiskIdentity(cmdline.disk)} at LBA ${cmdline.refuge.startLba} (disks seen: ${(await candidateDisks(o.hint)).join(', ') || 'none'}). Nothing was done; the machine stays here rather than boot this recovery path again: check the disk's cabling or driver, then power-cycle.`,
     { evidence: { disk: formatDiskIdentity(cmdline.disk), refugeLba: cmdline.refuge.startLba } },
   );
 }

@@ -124,10 +124,16 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
     const journal = await openJournal(disk, found);
     const resumedFrom = journal.state.stage;
     log.info(`journal: stage ${resumedFrom}, attempt ${journal.state.attempt}`);
-    if (resumedFrom === 'released' || resumedFrom === 'refused') {
+    if (resumedFrom === 'refused') {
+      // A refusal cut short (or whose disarm failed) is finished now: a refusal must end in the
+      // old OS, never in another recovery boot.
+      await disarmAfterRefusal(disk, found, journal, log);
+      throw refusedError(journal.state.reason?.message ?? 'an earlier boot refused');
+    }
+    if (resumedFrom === 'released') {
       throw new ReimageError(
-        'REIMAGE_ARMED_RUN_OVER',
-        `The armed run on ${found.device} is over (stage ${resumedFrom}), yet this boot came through the recovery path: LBA 0 was not given back. Nothing was changed.`,
+        'REIMAGE_ARMED_RUN_CANNOT_START',
+        `The armed run on ${found.device} is over (stage released), yet this boot came through the recovery path: LBA 0 is not the new image's. Nothing was changed; the machine stays here for a look (reimage status from a rescue system).`,
         { evidence: { stage: resumedFrom }, targetState: 'unknown' },
       );
     }
@@ -150,16 +156,8 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
     } catch (error) {
       await recordEnd(disk, found, journal, error, log);
       if (journal.state.stage === 'refused') {
-        // Disarmed: the old OS boots next, whatever the error was (exit 3 makes /init reboot).
-        throw new ReimageError(
-          'REIMAGE_ARMED_RUN_REFUSED',
-          `The armed run refused before the disk was touched: ${error instanceof Error ? error.message : String(error)} The old boot code is back; the old OS boots next.`,
-          {
-            evidence: { code: isReimageError(error) ? error.code : 'internal' },
-            cause: error,
-            targetState: 'untouched',
-          },
-        );
+        // Disarmed (recordEnd threw otherwise): the old OS boots next (exit 3 makes /init reboot).
+        throw refusedError(error instanceof Error ? error.message : String(error), error);
       }
       throw markTouched(error, 'REIMAGE_ARMED_RUN_FAILED', 'The armed run failed after the disk was touched');
     }
@@ -168,6 +166,18 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
     await rm(join(o.workDir, 'retain.tar'), { force: true });
     await rm(join(o.workDir, 'image'), { force: true });
   }
+}
+
+function refusedError(why: string, cause?: unknown): ReimageError {
+  return new ReimageError(
+    'REIMAGE_ARMED_RUN_REFUSED',
+    `The armed run refused before the disk was touched: ${why} The old boot code is back; the old OS boots next.`,
+    {
+      evidence: { code: isReimageError(cause) ? cause.code : 'internal' },
+      ...(cause === undefined ? {} : { cause }),
+      targetState: 'untouched',
+    },
+  );
 }
 
 interface RunContext {
@@ -185,7 +195,7 @@ async function openJournal(disk: FileHandle, found: ArmedDisk): Promise<ArmedJou
   const read = await readJournal(disk, location);
   if (!read.trusted) {
     throw new ReimageError(
-      'REIMAGE_JOURNAL_UNTRUSTED',
+      'REIMAGE_ARMED_RUN_CANNOT_START',
       `No journal slot on ${found.device} can be trusted (slot 0: ${read.slots[0].rejection}, slot 1: ${read.slots[1].rejection}): where the run is cannot be known, so nothing is done.`,
       { evidence: { device: found.device }, targetState: 'unknown' },
     );
@@ -234,8 +244,12 @@ async function readPlanItem(disk: FileHandle, header: RefugeHeader): Promise<Pla
   return parsed.plan;
 }
 
-/** Step 1: capture from the untouched old disk into the refuge; on a later boot, read it back. */
-async function ensureBundlePersisted(c: RunContext): Promise<string> {
+/**
+ * Step 1: capture from the untouched old disk into the refuge; on a later boot, read it back —
+ * but only while the restore still needs it (up to `written`): from `hooks-done` on it is being
+ * or has been wiped, and a cut in the wipe must not stop the run.
+ */
+async function ensureBundlePersisted(c: RunContext): Promise<string | undefined> {
   const { journal, disk, found, o } = c;
   const bundleItem = item(found.header, 'bundle');
   const bundlePath = join(o.workDir, 'retain.tar');
@@ -267,6 +281,7 @@ async function ensureBundlePersisted(c: RunContext): Promise<string> {
     o.log.info('retention bundle persisted in the refuge and flushed');
     return bundlePath;
   }
+  if (!['bundle-persisted', 'writing', 'written'].includes(journal.state.stage)) return undefined;
   const bundle = await readBundleRaw(disk, bundleItem);
   const sha256 = bundle === undefined ? undefined : createHash('sha256').update(bundle).digest('hex');
   if (bundle === undefined || sha256 !== journal.state.bundleSha256) {
@@ -284,13 +299,15 @@ async function ensureBundlePersisted(c: RunContext): Promise<string> {
 /** Step 2: the mapped ranges of the new image, all but LBA 0, progress durable in the journal. */
 async function ensureWritten(c: RunContext): Promise<number> {
   const { journal, disk, found, o, map } = c;
+  if (journal.state.stage !== 'bundle-persisted' && journal.state.stage !== 'writing') return 0;
+  // The image goes into RAM before the write is recorded as started: running out of RAM here
+  // is still a refusal, with nothing written.
+  const imagePath = join(o.workDir, 'image');
+  await writeFile(imagePath, await readItemRaw(disk, item(found.header, 'image')), { mode: 0o600 });
   if (journal.state.stage === 'bundle-persisted') {
     const totalBytes = map.ranges.reduce((sum, range) => sum + range.lengthBytes, 0);
     await journal.record({ type: 'write-started', totalBytes });
   }
-  if (journal.state.stage !== 'writing') return 0;
-  const imagePath = join(o.workDir, 'image');
-  await writeFile(imagePath, await readItemRaw(disk, item(found.header, 'image')), { mode: 0o600 });
   const durableBytes = journal.state.write?.durableBytes ?? 0;
   o.log.info(
     `step 2/6 write: ${map.ranges.length} mapped ranges onto ${found.device}, from byte ${durableBytes} of the mapped bytes`,
@@ -340,7 +357,7 @@ function refugeRangesIn(c: RunContext, partitionNumber: number): ByteRange[] {
 /** Step 3: protect the refuge in writable ext partitions, mount, restore, verify, hooks once, logs. */
 async function ensureRestored(
   c: RunContext,
-  bundlePath: string,
+  bundlePath: string | undefined,
   facts: { startedAt: Date; resumedFrom: JournalStage; bytesWritten: number },
 ): Promise<ArmedRunReport> {
   const { journal, o, plan, map } = c;
@@ -393,6 +410,7 @@ async function ensureRestored(
     };
     const newRoot = join(o.workDir, 'new-root');
     if (journal.state.stage === 'written') {
+      if (bundlePath === undefined) throw new Error('armed run: no bundle at stage written');
       const result = await restoreStage({
         plan,
         partitionDevice,
@@ -407,6 +425,9 @@ async function ensureRestored(
       });
       restored = result.restore.entriesRestored;
       verified = result.verify.entriesChecked;
+      // The restored files sit in the page cache of filesystems on loop devices; the journal's
+      // fdatasync does not reach them. Everything durable first, then `restored`.
+      await runCommand('sync', []);
       await journal.record({ type: 'restored' });
     } else {
       for (const [index, mount] of plan.restore.mounts.entries()) {
@@ -483,9 +504,9 @@ async function ensureReleased(c: RunContext): Promise<void> {
 }
 
 /**
- * After a failure: before the first destructive write it is a refusal — the journal says why, the
- * old LBA 0 goes back, and the old OS boots (exit 3); after it, the journal records the failure
- * and where a retry resumes (exit 4: /init stays, the next boot resumes).
+ * After a failure: before the first destructive write it is a refusal — the journal says why, then
+ * disarmAfterRefusal puts the old LBA 0 back and the old OS boots (exit 3); after it, the journal
+ * records the failure and where a retry resumes (exit 4: /init stays, the next boot resumes).
  */
 async function recordEnd(
   disk: FileHandle,
@@ -498,24 +519,57 @@ async function recordEnd(
     code: isReimageError(error) ? error.code : 'REIMAGE_ARMED_RUN_FAILED',
     message: (error instanceof Error ? error.message : String(error)).slice(0, 256),
   };
+  if (UNTOUCHED.includes(journal.state.stage)) {
+    await journal.record({ type: 'refuse', reason });
+    await disarmAfterRefusal(disk, found, journal, log);
+    return;
+  }
   try {
-    if (UNTOUCHED.includes(journal.state.stage)) {
-      await journal.record({ type: 'refuse', reason });
-      const saved = (await readItemRaw(disk, item(found.header, 'old-lba0'))).subarray(0, SECTOR_BYTES);
-      const current = Buffer.alloc(SECTOR_BYTES);
-      await disk.read(current, 0, SECTOR_BYTES, 0);
-      await wipeItemRaw(disk, item(found.header, 'bundle'));
-      await replaceSector({ path: found.device, kind: 'block-device', offsetBytes: 0, expected: current, next: saved });
-      log.warn(`refused before the disk was touched (${reason.code}); the old LBA 0 is back: the old OS boots next`);
-    } else if (
-      journal.state.stage !== 'failed' &&
-      journal.state.stage !== 'committed' &&
-      journal.state.stage !== 'released'
-    ) {
+    if (journal.state.stage !== 'failed' && journal.state.stage !== 'committed' && journal.state.stage !== 'released') {
       await journal.record({ type: 'fail', reason });
       log.warn(`failed at stage ${journal.state.failedAt ?? '?'} (${reason.code}); the next boot resumes there`);
     }
   } catch (recordError) {
-    log.warn(`could not record the end of the run: ${String(recordError)}`);
+    log.warn(`could not record the failure in the journal: ${String(recordError)}`);
   }
+}
+
+/**
+ * The disarm of a refused run, safe to repeat (a cut in the middle of it is finished by the next
+ * boot): the bundle room wiped (private keys), then the saved LBA 0 back — only if it is the one
+ * arm saved (its digest in the journal), a boot sector, and holds the partition table the disk has
+ * now. Throws (the machine stays: rebooting would only enter the recovery path again) if LBA 0
+ * cannot be given back.
+ */
+async function disarmAfterRefusal(
+  disk: FileHandle,
+  found: ArmedDisk,
+  journal: ArmedJournal,
+  log: RunLog,
+): Promise<void> {
+  await wipeItemRaw(disk, item(found.header, 'bundle'));
+  const savedItem = item(found.header, 'old-lba0');
+  const current = Buffer.alloc(SECTOR_BYTES);
+  await disk.read(current, 0, SECTOR_BYTES, 0);
+  const saved = (await readItemRaw(disk, savedItem)).subarray(0, SECTOR_BYTES);
+  if (current.equals(saved)) {
+    log.info('the old LBA 0 is already back');
+    return;
+  }
+  const problems: string[] = [];
+  if ((await sha256ItemRaw(disk, savedItem)) !== journal.state.refugeSha256['old-lba0']) {
+    problems.push("the saved LBA 0 does not match arm's digest");
+  }
+  if (saved[510] !== 0x55 || saved[511] !== 0xaa) problems.push('the saved LBA 0 is not a boot sector');
+  if (!saved.subarray(440).equals(current.subarray(440)))
+    problems.push('the partition table in LBA 0 changed since arm');
+  if (problems.length > 0) {
+    throw new ReimageError(
+      'REIMAGE_ARMED_RUN_CANNOT_START',
+      `The run refused, but the old LBA 0 cannot be given back safely (${problems.join('; ')}). The machine stays here: restore the boot loader by hand (grub-install) from a rescue system.`,
+      { evidence: { device: found.device, problems: problems.join('; ') }, targetState: 'unknown' },
+    );
+  }
+  await replaceSector({ path: found.device, kind: 'block-device', offsetBytes: 0, expected: current, next: saved });
+  log.warn('refused before the disk was touched; the old LBA 0 is back: the old OS boots next');
 }

@@ -147,8 +147,8 @@ async function rebootIntoRecovery(context: VerbContext, report: ArmReport): Prom
   if (state.state !== 'armed') {
     throw new ReimageError(
       'REIMAGE_ARM_BOOT_SECTOR_CHANGED',
-      `Not rebooting: ${report.disk.path} reads back as ${state.state}${state.why === undefined ? '' : ` (${state.why})`}. Run reimage status, and disarm and arm again.`,
-      { evidence: { disk: report.disk.path, state: state.state } },
+      `Not rebooting: ${report.disk.path} was armed but reads back as ${state.state}${state.why === undefined ? '' : ` (${state.why})`}. Do not reboot it: run reimage status, then reimage disarm (or restore the boot loader) and arm again.`,
+      { evidence: { disk: report.disk.path, state: state.state }, targetState: 'changed' },
     );
   }
   context.log.info('the arm reads back whole: rebooting into the recovery path');
