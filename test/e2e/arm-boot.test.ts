@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/core/logger.ts';
 import { runCommand } from '../../src/core/run-command.ts';
 import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../src/demo/demo-session.ts';
 import { bootDiskOnItsOwn } from '../../src/demo/demo-vm-session.ts';
+import { fileContains } from '../../src/demo/power-cut-trial.ts';
+import { withMountedPartitions } from '../helpers/mounted-disk.ts';
 import { runReimage } from '../helpers/run-cli.ts';
 
 // An armed disk boots by its own BIOS path into the refuge: SeaBIOS → LBA 0's boot code → the
@@ -61,4 +64,59 @@ describe('an armed disk under QEMU', () => {
     assert.equal(identity.machineId, workspace.fixtures.oldIdentity.machineId);
     assert.deepEqual(identity.sshHostKeySha256, workspace.fixtures.oldIdentity.sshHostKeySha256);
   });
+
+  it('a refusal in the recovery run (a required retained path gone since arm) disarms: the old OS boots again', async () => {
+    await runCommand('cp', ['--sparse=always', workspace.fixtures.oldDiskPath, workspace.diskPath]);
+    const pristineLba0 = await firstSector(workspace.diskPath);
+    const planPath = await writeDemoPlan(workspace, '/dev/vda', join(workspace.dir, 'plan.yaml'));
+    const kernel = workspace.fixtures.kernel;
+    const armed = runReimage(
+      [
+        'arm',
+        '--plan',
+        planPath,
+        '--disk',
+        workspace.diskPath,
+        '--kernel',
+        kernel.vmlinuzPath,
+        '--modules',
+        kernel.modulesDir,
+      ],
+      { timeoutMs: 15 * 60_000 },
+    );
+    assert.equal(armed.exitCode, 0, armed.stderr);
+    // After the arm, the machine loses a file the plan requires (the capture will refuse).
+    await withMountedPartitions(workspace.diskPath, [5], async ([root = '']) => {
+      await rm(join(root, 'etc/hostname'));
+    });
+
+    const recovery = await bootDiskOnItsOwn(workspace, () => {}, signal);
+    assert.match(recovery.serialLog, /REIMAGE_ARMED_RUN_REFUSED|refused before the disk was touched/);
+    assert.equal(
+      recovery.ending,
+      'reboot',
+      `the recovery run reboots into the old OS:\n${recovery.serialLog.slice(-3000)}`,
+    );
+    assert.ok((await firstSector(workspace.diskPath)).equals(pristineLba0), 'the old LBA 0 is back');
+
+    const old = await bootDiskOnItsOwn(workspace, () => {}, signal);
+    assert.equal(old.identity?.osVersion, workspace.fixtures.oldIdentity.osVersion, 'the old OS boots');
+    assert.equal(old.identity?.machineId, workspace.fixtures.oldIdentity.machineId);
+    assert.equal(
+      await fileContains(workspace.diskPath, Buffer.from('REIMAGE-BUNDLE\0\0', 'latin1')),
+      false,
+      'no bundle left',
+    );
+  });
 });
+
+async function firstSector(path: string): Promise<Buffer> {
+  const file = await open(path, 'r');
+  try {
+    const sector = Buffer.alloc(512);
+    await file.read(sector, 0, 512, 0);
+    return sector;
+  } finally {
+    await file.close();
+  }
+}
