@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -13,7 +12,7 @@ import {
 import type { Logger } from '../core/logger.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import { readAt, replaceSector } from '../disk/index.ts';
-import { WRITER_TOOLS } from '../image/index.ts';
+import { sha256File, WRITER_TOOLS } from '../image/index.ts';
 import { buildInitramfs } from '../initramfs/index.ts';
 import { type Plan, readPlanFile } from '../plan/index.ts';
 import { RUNNER_TOOLS } from '../runner/index.ts';
@@ -203,7 +202,7 @@ export async function armDisk(o: ArmOptions): Promise<ArmReport> {
     const contents = {
       kernel,
       initramfs,
-      image: Buffer.alloc(facts.compressedSizeBytes),
+      image: { path: '', sizeBytes: facts.compressedSizeBytes, sha256: facts.sha256 },
       plan: Buffer.from(planText),
       map: mapItem(facts),
       oldLba0,
@@ -255,25 +254,26 @@ export async function armDisk(o: ArmOptions): Promise<ArmReport> {
     let filled: FilledRefuge;
     try {
       const imagePartition = await planPartition(disk, plan.image.partition, 'image.partition');
-      const image = await readImageAgain(
+      filled = await withImageFile(
         plan,
         imagePartition === chosen.partition ? mount.dir : undefined,
         disk,
         scratch,
         o.log,
+        (image) =>
+          fillRefuge({
+            disk,
+            partition: chosen.partition,
+            mountDir: mount.dir,
+            reserveBytes: reserveBytesFor(chosen, disk.offline),
+            excluded,
+            contents: { ...contents, image: { ...contents.image, ...image } },
+            facts,
+            workDir: scratch,
+            log: o.log,
+            ...signalOf(o),
+          }),
       );
-      filled = await fillRefuge({
-        disk,
-        partition: chosen.partition,
-        mountDir: mount.dir,
-        reserveBytes: reserveBytesFor(chosen, disk.offline),
-        excluded,
-        contents: { ...contents, image },
-        facts,
-        workDir: scratch,
-        log: o.log,
-        ...signalOf(o),
-      });
     } finally {
       await mount.unmount();
     }
@@ -318,17 +318,19 @@ function reserveBytesFor(candidate: RefugeCandidate, offline: boolean): number {
 }
 
 /**
- * The image as given, read again for the refuge and checked against the plan's digest once more
- * (it could have changed since the check). Read through the refuge's read-write mount when the
- * image lives in the same filesystem (a second, read-only mount of it is not possible).
+ * Runs `use` with the image's path while its filesystem is mounted: through the refuge's
+ * read-write mount when the image lives in the same filesystem (a second, read-only mount of it
+ * is not possible), else mounted read-only again. Its digest and size are checked once more (it
+ * could have changed since the checks); the copy in the refuge is read back against the digest.
  */
-async function readImageAgain(
+async function withImageFile<T>(
   plan: Plan,
   rwMountDir: string | undefined,
   disk: OldDisk,
   scratch: string,
   log: Logger,
-): Promise<Buffer> {
+  use: (image: { path: string; sizeBytes: number }) => Promise<T>,
+): Promise<T> {
   let dir = rwMountDir;
   let unmount = async (): Promise<void> => {};
   if (dir === undefined) {
@@ -338,8 +340,8 @@ async function readImageAgain(
     unmount = () => mounted.unmount();
   }
   try {
-    const image = await readFile(join(dir, plan.image.path));
-    const actual = createHash('sha256').update(image).digest('hex');
+    const path = join(dir, plan.image.path);
+    const actual = await sha256File(path);
     if (actual !== plan.image.sha256) {
       throw new ReimageError(
         'REIMAGE_IMAGE_DIGEST_MISMATCH',
@@ -347,7 +349,7 @@ async function readImageAgain(
         { evidence: { path: plan.image.path, field: 'image.sha256', expected: plan.image.sha256, actual } },
       );
     }
-    return image;
+    return await use({ path, sizeBytes: (await stat(path)).size });
   } finally {
     await unmount();
   }

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import {
   buildRecoveryCore,
@@ -44,7 +45,8 @@ const ALIGN_BYTES = 4096;
 export interface RefugeContents {
   readonly kernel: Buffer;
   readonly initramfs: Buffer;
-  readonly image: Buffer;
+  /** The image as given, streamed from its file (it may be larger than a Buffer can hold). */
+  readonly image: { readonly path: string; readonly sizeBytes: number; readonly sha256: string };
   readonly plan: Buffer;
   readonly map: Buffer;
   readonly oldLba0: Buffer;
@@ -78,7 +80,7 @@ export function refugeItemRequests(contents: RefugeContents): RefugeItemRequest[
     { name: 'core', sizeBytes: contents.coreRoomBytes, contiguous: true },
     { name: 'kernel', sizeBytes: contents.kernel.length, contiguous: true },
     { name: 'initramfs', sizeBytes: contents.initramfs.length, contiguous: false },
-    { name: 'image', sizeBytes: contents.image.length, contiguous: false },
+    { name: 'image', sizeBytes: contents.image.sizeBytes, contiguous: false },
     { name: 'plan', sizeBytes: contents.plan.length, contiguous: false },
     { name: 'map', sizeBytes: contents.map.length, contiguous: false },
     { name: 'old-lba0', sizeBytes: contents.oldLba0.length, contiguous: false },
@@ -241,15 +243,18 @@ export async function fillRefuge(o: {
       headerOffsetBytes: layout.header.diskOffsetBytes,
       journalId: journalId.toString('hex'),
     });
-    const bytesOf: Record<Exclude<RefugeItemName, 'bundle'>, Buffer> = {
+    const bytesOf: Record<Exclude<RefugeItemName, 'bundle' | 'image'>, Buffer> = {
       core: coreItem,
       kernel: o.contents.kernel,
       initramfs: o.contents.initramfs,
-      image: o.contents.image,
       plan: o.contents.plan,
       map: o.contents.map,
       'old-lba0': o.contents.oldLba0,
     };
+    const digestOf = (name: Exclude<RefugeItemName, 'bundle'>): { sizeBytes: number; sha256: string } =>
+      name === 'image'
+        ? { sizeBytes: o.contents.image.sizeBytes, sha256: o.contents.image.sha256 }
+        : { sizeBytes: bytesOf[name].length, sha256: sha256(bytesOf[name]) };
     const header: RefugeHeader = {
       format: 1,
       journalId: journalId.toString('hex'),
@@ -257,11 +262,11 @@ export async function fillRefuge(o: {
       diskSizeBytes: o.disk.target.sizeBytes,
       refugeFile: { partitionNumber: o.partition.number, name: REFUGE_FILE_NAME },
       items: layout.items.map((placed) => {
-        const data = placed.name === 'bundle' ? undefined : bytesOf[placed.name];
+        const known = placed.name === 'bundle' ? undefined : digestOf(placed.name);
         return {
           name: placed.name,
-          sizeBytes: data === undefined ? placed.sizeBytes : data.length,
-          ...(data === undefined ? {} : { sha256: sha256(data) }),
+          sizeBytes: known === undefined ? placed.sizeBytes : known.sizeBytes,
+          ...(known === undefined ? {} : { sha256: known.sha256 }),
           ranges: placed.extents.map((extent) => ({
             offsetBytes: extent.diskOffsetBytes,
             lengthBytes: extent.lengthBytes,
@@ -280,7 +285,12 @@ export async function fillRefuge(o: {
       for (const placed of layout.items) {
         if (placed.name === 'bundle') continue;
         o.signal?.throwIfAborted();
-        await writeItemThroughFile(file, placed, bytesOf[placed.name]);
+        // The image streams from its file; the raw read-back below checks it against the plan's digest.
+        await writeItemThroughFile(
+          file,
+          placed,
+          placed.name === 'image' ? createReadStream(o.contents.image.path) : bytesOf[placed.name],
+        );
       }
       await writeAtFile(file, headerBytes, layout.header.fileOffsetBytes);
       await createJournal(

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   decodeMapItem,
   type JournalStage,
@@ -11,6 +14,7 @@ import {
   type RefugeHeader,
   type RefugeHeaderItem,
   readBundleRaw,
+  readItemChunksRaw,
   readItemRaw,
   readJournal,
   releaseExtBlocks,
@@ -303,7 +307,10 @@ async function ensureWritten(c: RunContext): Promise<number> {
   // The image goes into RAM before the write is recorded as started: running out of RAM here
   // is still a refusal, with nothing written.
   const imagePath = join(o.workDir, 'image');
-  await writeFile(imagePath, await readItemRaw(disk, item(found.header, 'image')), { mode: 0o600 });
+  await pipeline(
+    Readable.from(readItemChunksRaw(disk, item(found.header, 'image'))),
+    createWriteStream(imagePath, { mode: 0o600 }),
+  );
   if (journal.state.stage === 'bundle-persisted') {
     const totalBytes = map.ranges.reduce((sum, range) => sum + range.lengthBytes, 0);
     await journal.record({ type: 'write-started', totalBytes });
