@@ -52,9 +52,13 @@ async function run(context: VerbContext, args: ParsedArguments): Promise<number>
   const json = args.flag('json');
   const planPath = args.value('plan');
   if (args.flag('armed') === (planPath !== undefined)) {
-    throw new ReimageError('REIMAGE_CLI_USAGE', 'run: give either --plan PLAN or --armed (not both).', {
-      evidence: { usage: usageLine(spec) },
-    });
+    throw new ReimageError(
+      'REIMAGE_CLI_USAGE',
+      planPath === undefined
+        ? 'run: --plan PLAN is missing'
+        : 'run: give --plan PLAN or --armed, not both',
+      { evidence: { usage: usageLine(spec) } },
+    );
   }
   if (process.getuid?.() !== 0) {
     throw new ReimageError(

@@ -70,7 +70,7 @@ describe('honest exits of the reimage command', () => {
   const usageCases: [string[], string, string][] = [
     [['write', '/x'], 'write: TARGET is missing', 'reimage write IMAGE TARGET'],
     [['write', '/x', '/y', '--sha256'], 'write: --sha256 needs a value (HEX)', 'reimage write IMAGE TARGET'],
-    [['run'], 'run: --plan PLAN is missing', 'reimage run --plan PLAN'],
+    [['run'], 'run: --plan PLAN is missing', 'reimage run [--plan PLAN] [--armed]'],
     [['plan', 'validate'], 'plan validate: FILE is missing', 'reimage plan validate FILE'],
     [['retain', 'inspect', '--frob'], 'retain inspect: unknown option --frob', 'reimage retain inspect --bundle'],
     [
