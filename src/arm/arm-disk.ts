@@ -73,6 +73,7 @@ export interface ArmReport {
   }[];
   readonly refuge?: {
     readonly partition: number;
+    /** The refuge file, at the root of that partition's filesystem. */
     readonly file: string;
     readonly extents: number;
     readonly usedBytes: number;
@@ -234,7 +235,7 @@ export async function armDisk(o: ArmOptions): Promise<ArmReport> {
         : {
             refuge: {
               partition: refuge.partition.number,
-              file: refuge.path,
+              file: `/${refuge.header.refugeFile.name}`,
               extents: [refuge.layout.journal, ...refuge.layout.items.flatMap((placed) => placed.extents)].length,
               usedBytes: refuge.layout.usedBytes,
               coreLba: refuge.coreLba,

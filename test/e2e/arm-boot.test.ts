@@ -7,7 +7,7 @@ import { runCommand } from '../../src/core/run-command.ts';
 import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../src/demo/demo-session.ts';
 import { bootDiskOnItsOwn } from '../../src/demo/demo-vm-session.ts';
 import { fileContains } from '../../src/demo/power-cut-trial.ts';
-import { withMountedPartitions } from '../helpers/mounted-disk.ts';
+import { attachLoopDevice, mountReadWrite } from '../../src/disk/index.ts';
 import { runReimage } from '../helpers/run-cli.ts';
 
 // An armed disk boots by its own BIOS path into the refuge: SeaBIOS → LBA 0's boot code → the
@@ -86,9 +86,17 @@ describe('an armed disk under QEMU', () => {
     );
     assert.equal(armed.exitCode, 0, armed.stderr);
     // After the arm, the machine loses a file the plan requires (the capture will refuse).
-    await withMountedPartitions(workspace.diskPath, [5], async ([root = '']) => {
-      await rm(join(root, 'etc/hostname'));
-    });
+    const loop = await attachLoopDevice(workspace.diskPath);
+    try {
+      const root = await mountReadWrite(`${loop.device}p5`, join(workspace.dir, 'old-root'));
+      try {
+        await rm(join(root.dir, 'etc/hostname'));
+      } finally {
+        await root.unmount();
+      }
+    } finally {
+      await loop.detach();
+    }
 
     const recovery = await bootDiskOnItsOwn(workspace, () => {}, signal);
     assert.match(recovery.serialLog, /REIMAGE_ARMED_RUN_REFUSED|refused before the disk was touched/);

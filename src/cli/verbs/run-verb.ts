@@ -54,9 +54,7 @@ async function run(context: VerbContext, args: ParsedArguments): Promise<number>
   if (args.flag('armed') === (planPath !== undefined)) {
     throw new ReimageError(
       'REIMAGE_CLI_USAGE',
-      planPath === undefined
-        ? 'run: --plan PLAN is missing'
-        : 'run: give --plan PLAN or --armed, not both',
+      planPath === undefined ? 'run: --plan PLAN is missing' : 'run: give --plan PLAN or --armed, not both',
       { evidence: { usage: usageLine(spec) } },
     );
   }
