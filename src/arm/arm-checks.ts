@@ -171,8 +171,8 @@ export async function checkOldState(o: {
 /**
  * A bmap given with the image is checked against the filesystems' own map. The armed write
  * follows the filesystems' map, so a bmap that leaves out bytes they hold (bmaptool skips inode
- * tables mkfs never wrote) cannot make it skip data; it is said, since the plain write follows
- * the bmap. A bmap for another image size is refused: it is not this image's.
+ * tables mkfs never wrote) cannot make it skip data; it is said (as information), since the
+ * plain write follows the bmap. A bmap for another image size is refused: it is not this image's.
  */
 async function checkGivenBmap(path: string, planPath: string, facts: NewImageFacts, log: Logger): Promise<void> {
   const bmap = await loadBlockMap(path);
@@ -180,6 +180,10 @@ async function checkGivenBmap(path: string, planPath: string, facts: NewImageFac
     checkBlockMap(facts.map, bmap, planPath);
   } catch (error) {
     if (!(error instanceof ReimageError) || bmap.imageSizeBytes !== facts.map.imageSizeBytes) throw error;
-    log.warn(`${error.message} (The armed write follows the filesystems' own map, not the bmap.)`);
+    // Not a danger here (the armed write does not use the bmap), but the operator should know
+    // the plain `reimage write --bmap` of this image would leave those bytes as they were.
+    log.info(
+      `${planPath} maps less than the image's own map (${String(error.evidence.lengthBytes ?? '?')} bytes from byte ${String(error.evidence.offsetBytes ?? '?')}, e.g. the gap before the first partition or inode tables mkfs never wrote); the armed write follows the image's own map.`,
+    );
   }
 }
