@@ -1,8 +1,13 @@
-import { open } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sha256ItemRaw } from '../boot/index.ts';
+import { silentLogger } from '../core/logger.ts';
 import { runCommand } from '../core/run-command.ts';
 import { inspectTarget } from '../disk/index.ts';
-import { findArm } from './find-arm.ts';
+import { type FoundArm, findArm, readArmAt } from './find-arm.ts';
+import { findRefugeFile } from './find-refuge-file.ts';
+import { openOldDisk } from './old-disk.ts';
 
 /** `reimage status --json`, format version 1 (docs/arm.md documents every field). */
 export interface ArmStatus {
@@ -44,8 +49,11 @@ export async function armStatus(diskPath: string): Promise<ArmStatus> {
   }
   const disk = await open(target.realPath, 'r');
   try {
-    const found = await findArm(disk);
+    const viaLba0 = await findArm(disk);
     const base = { format: 'reimage-status', version: 1, disk: diskPath } as const;
+    const found = viaLba0.kind === 'not-armed' ? await armBehindLba0(diskPath, disk, viaLba0.lba0) : viaLba0;
+    if (found === undefined)
+      return { ...base, state: 'not-armed', why: viaLba0.kind === 'not-armed' ? viaLba0.why : '' };
     if (found.kind === 'not-armed') return { ...base, state: 'not-armed', why: found.why };
     if (found.kind === 'damaged') return { ...base, state: 'damaged', why: found.why };
     const { state } = found.journal;
@@ -53,6 +61,14 @@ export async function armStatus(diskPath: string): Promise<ArmStatus> {
     for (const item of found.header.items) {
       const expected = item.sha256 === undefined ? undefined : state.refugeSha256[item.name];
       if (expected !== undefined && (await sha256ItemRaw(disk, item)) !== expected) damagedItems.push(item.name);
+    }
+    if (viaLba0.kind === 'not-armed' && state.stage !== 'refused') {
+      return {
+        ...base,
+        state: 'damaged',
+        why: `a refuge is on partition ${found.header.refugeFile.partitionNumber} (stage ${state.stage}), but ${viaLba0.why}: something rewrote it since the arm. Do not trust this arm: run reimage disarm, then arm again.`,
+        stage: state.stage,
+      };
     }
     const refugeState: ArmStatus['state'] =
       state.stage === 'armed'
@@ -82,6 +98,23 @@ export async function armStatus(diskPath: string): Promise<ArmStatus> {
     };
   } finally {
     await disk.close();
+  }
+}
+
+/**
+ * When LBA 0 leads to no refuge, the refuge file may still be there: after a refusal in the
+ * recovery run (which gave the old LBA 0 back: its journal says why) or after something rewrote
+ * LBA 0. Found through the old filesystems, read-only.
+ */
+async function armBehindLba0(diskPath: string, disk: FileHandle, lba0: Buffer): Promise<FoundArm | undefined> {
+  const old = await openOldDisk(diskPath);
+  const workDir = await mkdtemp(join(tmpdir(), 'reimage-status-'));
+  try {
+    const file = await findRefugeFile(old, { workDir, log: silentLogger });
+    return file === undefined ? undefined : await readArmAt(disk, file.locator, lba0, 0);
+  } finally {
+    await old.close();
+    await rm(workDir, { recursive: true, force: true });
   }
 }
 

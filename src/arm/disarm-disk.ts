@@ -4,7 +4,8 @@ import { type JournalStage, readItemRaw, releaseRefugeFile, wipeItemRaw } from '
 import type { Logger } from '../core/logger.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import { replaceSector } from '../disk/index.ts';
-import { findArm } from './find-arm.ts';
+import { findArm, readArmAt } from './find-arm.ts';
+import { findRefugeFile } from './find-refuge-file.ts';
 import { mountOldPartition, oldPartition, openOldDisk } from './old-disk.ts';
 
 /** Stages in which nothing destructive has been written: the old OS is whole, disarming is safe. */
@@ -29,7 +30,26 @@ export async function disarmDisk(o: { diskPath: string; workDir: string; log: Lo
     let partitionNumber: number;
     let fileName: string;
     try {
-      const found = await findArm(handle);
+      const viaLba0 = await findArm(handle);
+      if (viaLba0.kind === 'not-armed') {
+        // LBA 0 leads elsewhere, but the refuge file may remain (a refusal gave the old LBA 0
+        // back; a boot loader was installed): release it, leave LBA 0 as it is.
+        const file = await findRefugeFile(disk, { workDir: o.workDir, log: o.log });
+        const behind = file === undefined ? undefined : await readArmAt(handle, file.locator, viaLba0.lba0, 0);
+        if (file !== undefined && behind?.kind === 'armed' && DISARMABLE.includes(behind.journal.state.stage)) {
+          const bundle = behind.header.items.find((item) => item.name === 'bundle');
+          if (bundle !== undefined) await wipeItemRaw(handle, bundle);
+          const mount = await mountOldPartition(file.partition, { writable: true, workDir: o.workDir, log: o.log });
+          try {
+            await releaseRefugeFile(join(mount.dir, behind.header.refugeFile.name));
+          } finally {
+            await mount.unmount();
+          }
+          o.log.info(`${o.diskPath}: LBA 0 did not lead to the refuge (${viaLba0.why}); the refuge file was removed`);
+          return { disk: o.diskPath, stage: behind.journal.state.stage, refugeRemoved: true };
+        }
+      }
+      const found = viaLba0;
       if (found.kind !== 'armed') {
         throw new ReimageError(
           'REIMAGE_NOT_ARMED',

@@ -6,9 +6,11 @@ import {
   coreWithLocator,
   createJournal,
   decodeRefugeHeader,
+  encodeLocator,
   encodeRefugeHeader,
   initialJournalState,
   JOURNAL_SIZE_BYTES,
+  LOCATOR_BYTES,
   maxProtectedBytes,
   type PlacedItem,
   patchCoreBlocklist,
@@ -122,7 +124,31 @@ function leading(extents: readonly RefugeExtent[], bytes: number): RefugeExtent[
 /** File ranges the layout uses: every other byte of the reserved file is given back. */
 function usedFileRanges(layout: RefugeLayout): ByteRange[] {
   const extents = [layout.journal, layout.header, ...layout.items.flatMap((placed) => placed.extents)];
-  return extents.map((extent) => ({ offsetBytes: extent.fileOffsetBytes, lengthBytes: extent.lengthBytes }));
+  return [
+    // The file's first block holds a copy of the locator, read through the old filesystem.
+    { offsetBytes: 0, lengthBytes: LOCATOR_BYTES },
+    ...extents.map((extent) => ({ offsetBytes: extent.fileOffsetBytes, lengthBytes: extent.lengthBytes })),
+  ];
+}
+
+/**
+ * The extents from file offset `fromBytes` on: the refuge file's first block is kept for the
+ * locator's copy, which `status` and `disarm` read through the old filesystem when LBA 0 no
+ * longer leads to the refuge (a refusal gave the old LBA 0 back, a boot loader was installed).
+ * Where that block lies on the disk does not matter: it is read only while the disk is untouched.
+ */
+export function extentsFrom(extents: readonly RefugeExtent[], fromBytes: number): RefugeExtent[] {
+  return extents.flatMap((extent) => {
+    const cut = Math.max(0, fromBytes - extent.fileOffsetBytes);
+    if (cut >= extent.lengthBytes) return [];
+    return [
+      {
+        fileOffsetBytes: extent.fileOffsetBytes + cut,
+        diskOffsetBytes: extent.diskOffsetBytes + cut,
+        lengthBytes: extent.lengthBytes - cut,
+      },
+    ];
+  });
 }
 
 /** Whether every placed extent still maps the same file bytes to the same disk bytes. */
@@ -220,7 +246,7 @@ export async function fillRefuge(o: {
     ...(o.signal === undefined ? {} : { signal: o.signal }),
   });
   try {
-    const layout = placeRefuge(usableExtents(reserved.extents, o.excluded), requests);
+    const layout = placeRefuge(usableExtents(extentsFrom(reserved.extents, LOCATOR_BYTES), o.excluded), requests);
     refuseUnprotectable(layout, o.facts);
     // Give back what the layout does not use, so the old OS keeps its free space until the reboot.
     await punchRefugeFile(reserved.path, usedFileRanges(layout), o.reserveBytes);
@@ -238,11 +264,12 @@ export async function fillRefuge(o: {
       ...(o.signal === undefined ? {} : { signal: o.signal }),
     });
     const journalId = randomBytes(16);
-    const coreItem = coreWithLocator(core, {
+    const locator = {
       journalOffsetBytes: layout.journal.diskOffsetBytes,
       headerOffsetBytes: layout.header.diskOffsetBytes,
       journalId: journalId.toString('hex'),
-    });
+    };
+    const coreItem = coreWithLocator(core, locator);
     const bytesOf: Record<Exclude<RefugeItemName, 'bundle' | 'image'>, Buffer> = {
       core: coreItem,
       kernel: o.contents.kernel,
@@ -293,6 +320,7 @@ export async function fillRefuge(o: {
         );
       }
       await writeAtFile(file, headerBytes, layout.header.fileOffsetBytes);
+      await writeAtFile(file, encodeLocator(locator), 0);
       await createJournal(
         file,
         { offsetBytes: layout.journal.fileOffsetBytes, journalId },

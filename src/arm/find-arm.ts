@@ -66,6 +66,19 @@ export async function findArm(disk: FileHandle): Promise<FoundArm> {
     // GRUB's own boot code with a core.img of a grub-install (not ours) lands here too.
     return { kind: 'not-armed', why: `LBA 0 boots GRUB from sector ${coreLba}, which is not a reimage refuge`, lba0 };
   }
+  return readArmAt(disk, locator, lba0, coreLba);
+}
+
+/**
+ * The header and journal a locator names, read raw. `coreLba` is where LBA 0's boot code leads
+ * (undefined when the locator came from the refuge file because LBA 0 leads elsewhere).
+ */
+export async function readArmAt(
+  disk: FileHandle,
+  locator: RefugeLocator,
+  lba0: Buffer,
+  coreLba: number,
+): Promise<FoundArm> {
   const headerBytes = Buffer.alloc(REFUGE_HEADER_BYTES);
   await readAt(disk, headerBytes, locator.headerOffsetBytes);
   let header: RefugeHeader;

@@ -74,6 +74,7 @@ export {
   CORE_ROOM_BYTES,
   coreWithLocator,
   decodeLocator,
+  encodeLocator,
   LOCATOR_BYTES,
   LOCATOR_OFFSET_IN_CORE_ROOM,
   type RefugeLocator,

@@ -168,6 +168,27 @@ describe('reimage arm, offline, on a disk image file', () => {
     });
   });
 
+  it('an arm whose LBA 0 was rewritten since (a boot loader install) is damaged, and disarm removes its refuge', async () => {
+    const result = arm(planPath, '--json');
+    assert.equal(result.exitCode, 0, result.stderr);
+    const file = await open(workspace.diskPath, 'r+');
+    try {
+      await file.write(pristineSector0, 0, 512, 0);
+    } finally {
+      await file.close();
+    }
+    const state = status();
+    assert.equal(state.state, 'damaged', JSON.stringify(state));
+    assert.match(state.why ?? '', /a refuge is on partition 5 .*rewrote it/);
+    const disarmed = runReimage(['disarm', '--disk', workspace.diskPath]);
+    assert.equal(disarmed.exitCode, 0, disarmed.stderr);
+    assert.ok((await sector0(workspace.diskPath)).equals(pristineSector0), 'LBA 0 left as it was');
+    await withMountedPartitions(workspace.diskPath, [5], async ([root = '']) => {
+      assert.equal(existsSync(join(root, 'reimage-refuge')), false, 'the refuge file is gone');
+    });
+    assert.equal(status().state, 'not-armed');
+  });
+
   it('status says damaged when a refuge item no longer matches its digest', async () => {
     const result = arm(planPath, '--json');
     assert.equal(result.exitCode, 0, result.stderr);
