@@ -106,6 +106,12 @@ describe('an armed disk under QEMU', () => {
       `the recovery run reboots into the old OS:\n${recovery.serialLog.slice(-3000)}`,
     );
     assert.ok((await firstSector(workspace.diskPath)).equals(pristineLba0), 'the old LBA 0 is back');
+    // The old OS's status still tells why (from the refuge file), and disarm removes the refuge.
+    const status = runReimage(['status', '--disk', workspace.diskPath, '--json']);
+    assert.equal(status.exitCode, 0, status.stderr);
+    const state = JSON.parse(status.stdout) as { state: string; reason?: { code: string; message: string } };
+    assert.equal(state.state, 'refused', status.stdout);
+    assert.match(state.reason?.message ?? '', /\/etc\/hostname/);
 
     const old = await bootDiskOnItsOwn(workspace, () => {}, signal);
     assert.equal(old.identity?.osVersion, workspace.fixtures.oldIdentity.osVersion, 'the old OS boots');
@@ -115,6 +121,9 @@ describe('an armed disk under QEMU', () => {
       false,
       'no bundle left',
     );
+    const disarmed = runReimage(['disarm', '--disk', workspace.diskPath]);
+    assert.equal(disarmed.exitCode, 0, disarmed.stderr);
+    assert.equal(JSON.parse(runReimage(['status', '--disk', workspace.diskPath, '--json']).stdout).state, 'not-armed');
   });
 });
 
