@@ -4,6 +4,7 @@ import { ReimageError } from '../core/reimage-error.ts';
 import { type TargetInfo, writeAt, zeroRange } from '../disk/index.ts';
 import type { BlockMap, MappedRange } from './block-map.ts';
 import { isZeroGranule, planBlockSegments, ZERO_GRANULE_BYTES } from './segments.ts';
+import { WritesInFlight } from './writes-in-flight.ts';
 
 /** Decoded bytes are gathered into write blocks of this size before they are written. */
 export const WRITE_BLOCK_BYTES = 4 * 1024 * 1024;
@@ -69,8 +70,6 @@ export class BlockSink {
   readonly #free: Buffer[] = [];
   readonly #waiters: Array<() => void> = [];
   readonly #zeros: Buffer;
-  readonly #inFlight = new Set<Promise<void>>();
-  #failure: unknown;
   #current: Buffer;
   #fill = 0;
   #blockOffsetBytes = 0;
@@ -81,7 +80,7 @@ export class BlockSink {
   #pendingZeroEnd = -1;
   #kernelZeroing = true;
   #bufferedSinceFlush = 0;
-  #touched = false;
+  readonly #writes: WritesInFlight;
   #firstSectorHeld = false;
   readonly #kernelZeroOps = new Set<Promise<void>>();
   /** Granules of the current block found zero in push and never copied in (their bytes are stale). */
@@ -89,6 +88,7 @@ export class BlockSink {
 
   constructor(o: BlockSinkOptions) {
     this.#o = o;
+    this.#writes = new WritesInFlight(o.onTouch);
     for (let i = 0; i < WRITE_BLOCKS_IN_FLIGHT; i++)
       this.#free.push(o.slab.subarray(i * WRITE_BLOCK_BYTES, (i + 1) * WRITE_BLOCK_BYTES));
     this.#zeros = o.slab
@@ -175,18 +175,18 @@ export class BlockSink {
 
   /** After a failure elsewhere: writes nothing more, only lets the writes in flight settle. */
   async settle(): Promise<void> {
-    await Promise.allSettled([...this.#inFlight]);
+    await this.#writes.settle();
   }
 
   /** Writes what is left, waits for every write, and returns the image's decoded size. */
   async end(): Promise<number> {
     if (this.#fill > 0) await this.#dispatch();
     await this.#flushZeroRun();
-    await this.#drain();
+    await this.#writes.drain();
     const map = this.#o.blockMap;
     if (map !== undefined && this.#rangeIndex < map.ranges.length) {
       // The image ended inside or before a mapped range: the map and the image disagree.
-      throw this.#fail(
+      throw this.#writes.fail(
         new ReimageError(
           'REIMAGE_IMAGE_SIZE_MISMATCH',
           `The image ended at byte ${this.counters.imageBytes}, but its block map says it is ${map.imageSizeBytes} bytes. The image or the map is wrong; fetch both again.`,
@@ -197,33 +197,8 @@ export class BlockSink {
     return this.counters.imageBytes;
   }
 
-  /** Waits for all writes in flight (errors are kept and thrown). */
-  async #drain(): Promise<void> {
-    await Promise.all([...this.#inFlight]);
-    if (this.#failure !== undefined) throw this.#failure;
-  }
-
-  #fail(error: unknown): unknown {
-    const marked = error instanceof ReimageError && this.#touched ? error.withTargetTouched() : error;
-    this.#failure ??= marked;
-    return this.#failure;
-  }
-
-  #track(work: Promise<void>): void {
-    const tracked = work.then(
-      () => {
-        this.#inFlight.delete(tracked);
-      },
-      (e: unknown) => {
-        this.#inFlight.delete(tracked);
-        this.#fail(e);
-      },
-    );
-    this.#inFlight.add(tracked);
-  }
-
   async #dispatch(): Promise<void> {
-    if (this.#failure !== undefined) throw this.#failure;
+    this.#writes.throwIfFailed();
     this.#o.signal?.throwIfAborted();
     const block = this.#current;
     const length = this.#fill;
@@ -231,7 +206,7 @@ export class BlockSink {
     const endBytes = startBytes + length;
     // Never write past the known size (which fits the target): a file target would grow, a device
     // write would fail half-way, and the image is not the one its size promised.
-    if (endBytes > this.#o.maxImageBytes) throw this.#fail(this.#o.tooLong(endBytes));
+    if (endBytes > this.#o.maxImageBytes) throw this.#writes.fail(this.#o.tooLong(endBytes));
     this.#o.imageHash?.update(block.subarray(0, length));
     this.counters.imageBytes = endBytes;
     let pendingWrites = 0;
@@ -241,7 +216,7 @@ export class BlockSink {
     });
     const writeFromBlock = (fromBytes: number, toBytes: number): void => {
       pendingWrites++;
-      this.#track(
+      this.#writes.track(
         this.#write(block.subarray(fromBytes - startBytes, toBytes - startBytes), fromBytes).finally(() => {
           pendingWrites--;
           if (pendingWrites === 0) releaseBlock();
@@ -274,13 +249,13 @@ export class BlockSink {
     if (this.#bufferedSinceFlush >= BUFFERED_FLUSH_EVERY_BYTES) {
       // Buffered writes only: wait for them and flush, so the page cache holds at most this much.
       this.#bufferedSinceFlush = 0;
-      await this.#drain();
+      await this.#writes.drain();
       await this.#o.bufferedHandle.datasync();
     }
     let next = this.#free.pop();
     while (next === undefined) {
       await new Promise<void>((resolvePromise) => this.#waiters.push(resolvePromise));
-      if (this.#failure !== undefined) throw this.#failure;
+      this.#writes.throwIfFailed();
       next = this.#free.pop();
     }
     this.#current = next;
@@ -320,7 +295,7 @@ export class BlockSink {
         if (range.checksum !== undefined && range.checksum !== actual) {
           const name =
             range.firstBlock === range.lastBlock ? `${range.firstBlock}` : `${range.firstBlock}-${range.lastBlock}`;
-          throw this.#fail(
+          throw this.#writes.fail(
             new ReimageError(
               'REIMAGE_IMAGE_RANGE_CHECKSUM_MISMATCH',
               `Mapped range ${name} (bytes ${range.offsetBytes}-${rangeEnd - 1}) of the image does not match its ${map.checksumType ?? 'sha256'} in the block map. The image or the map is damaged; fetch both again and rewrite.`,
@@ -357,8 +332,8 @@ export class BlockSink {
     );
     const kernelBytes = Math.floor((endBytes - kernelStartBytes) / KERNEL_ZERO_UNIT_BYTES) * KERNEL_ZERO_UNIT_BYTES;
     if (this.#kernelZeroing && kernelBytes >= MIN_KERNEL_ZERO_RUN_BYTES) {
-      this.#markTouched();
-      if (kernelStartBytes > startBytes) this.#track(this.#writeZeros(startBytes, kernelStartBytes));
+      this.#writes.markTouched();
+      if (kernelStartBytes > startBytes) this.#writes.track(this.#writeZeros(startBytes, kernelStartBytes));
       // The zeroing runs beside the decoding instead of stalling it: its range is disjoint from
       // every data write, so order does not matter. Only a few tool processes at a time.
       while (this.#kernelZeroOps.size >= KERNEL_ZERO_OPS_IN_FLIGHT) await Promise.race(this.#kernelZeroOps);
@@ -366,10 +341,10 @@ export class BlockSink {
         this.#kernelZeroOps.delete(op);
       });
       this.#kernelZeroOps.add(op);
-      this.#track(op);
+      this.#writes.track(op);
       return;
     }
-    this.#track(this.#writeZeros(startBytes, endBytes));
+    this.#writes.track(this.#writeZeros(startBytes, endBytes));
   }
 
   /** Asks the kernel to zero the run; writes what it did not zero (all of it if it said no). */
@@ -394,12 +369,6 @@ export class BlockSink {
       writes.push(this.#write(this.#zeros.subarray(0, pieceEnd - at), at));
     }
     await Promise.all(writes);
-  }
-
-  #markTouched(): void {
-    if (this.#touched) return;
-    this.#touched = true;
-    this.#o.onTouch();
   }
 
   /**
@@ -427,7 +396,7 @@ export class BlockSink {
       return;
     }
     if (data.length === 0) return;
-    this.#markTouched();
+    this.#writes.markTouched();
     const alignBytes = this.#o.target.directIoAlignmentBytes;
     let directBytes = 0;
     if (this.#o.direct && positionBytes % alignBytes === 0) {

@@ -1,9 +1,9 @@
-import { ReimageError } from '../core/reimage-error.ts';
 import type { ByteRange } from '../disk/index.ts';
 import { type OpenedTarget, type TargetInfo, writeAt } from '../disk/index.ts';
 import { WRITE_BLOCK_BYTES, WRITE_BLOCKS_IN_FLIGHT } from './block-sink.ts';
 import { mappedEndBytes, rangesPastImage } from './check-mapped-ranges.ts';
 import { MappedRangeWalker, resumeOffsetBytes } from './mapped-range-walker.ts';
+import { WritesInFlight } from './writes-in-flight.ts';
 
 /** Memory a MappedSink needs: its write blocks in flight (aligned for O_DIRECT by openTarget). */
 export const MAPPED_SINK_SLAB_BYTES = WRITE_BLOCKS_IN_FLIGHT * WRITE_BLOCK_BYTES;
@@ -78,18 +78,17 @@ export class MappedSink {
   readonly #writeFromBytes: number;
   readonly #free: Buffer[] = [];
   readonly #waiters: Array<() => void> = [];
-  readonly #inFlight = new Set<Promise<void>>();
-  #failure: unknown;
   #current: Buffer;
   #pieces: BlockPiece[] = [];
   #fill = 0;
   /** Mapped position just after the last byte put in the current block. */
   #blockMappedEndBytes = 0;
   #sinceCheckpointBytes = 0;
-  #touched = false;
+  readonly #writes: WritesInFlight;
 
   constructor(o: MappedSinkOptions) {
     this.#o = o;
+    this.#writes = new WritesInFlight(o.onTouch);
     this.#walker = new MappedRangeWalker(o.ranges);
     this.#alignBytes = o.target.directIoAlignmentBytes;
     this.firstSector = Buffer.alloc(Math.min(o.target.logicalBlockSizeBytes, o.target.sizeBytes));
@@ -172,7 +171,7 @@ export class MappedSink {
 
   /** After a failure elsewhere: writes nothing more, only lets the writes in flight settle. */
   async settle(): Promise<void> {
-    await Promise.allSettled([...this.#inFlight]);
+    await this.#writes.settle();
   }
 
   /**
@@ -182,40 +181,15 @@ export class MappedSink {
   async end(): Promise<void> {
     const endBytes = mappedEndBytes(this.#o.ranges);
     if (this.counters.imageBytes < endBytes) {
-      throw this.#fail(rangesPastImage(this.#o.imagePath, this.counters.imageBytes, endBytes));
+      throw this.#writes.fail(rangesPastImage(this.#o.imagePath, this.counters.imageBytes, endBytes));
     }
     if (this.#pieces.length > 0) await this.#dispatch();
     await this.#checkpoint(this.#o.totalBytes);
   }
 
-  #fail(error: unknown): unknown {
-    const marked = error instanceof ReimageError && this.#touched ? error.withTargetTouched() : error;
-    this.#failure ??= marked;
-    return this.#failure;
-  }
-
-  #track(work: Promise<void>): void {
-    const tracked = work.then(
-      () => {
-        this.#inFlight.delete(tracked);
-      },
-      (e: unknown) => {
-        this.#inFlight.delete(tracked);
-        this.#fail(e);
-      },
-    );
-    this.#inFlight.add(tracked);
-  }
-
-  /** Waits for all writes in flight (the first error is kept and thrown). */
-  async #drain(): Promise<void> {
-    await Promise.all([...this.#inFlight]);
-    if (this.#failure !== undefined) throw this.#failure;
-  }
-
   /** Waits for every write issued, fdatasyncs, then reports `mappedBytes` durable. */
   async #checkpoint(mappedBytes: number): Promise<void> {
-    await this.#drain();
+    await this.#writes.drain();
     this.#o.signal?.throwIfAborted();
     const { handle, bufferedHandle } = this.#o.opened;
     // fdatasync on a block device also flushes the device's write cache (blkdev_fsync).
@@ -228,7 +202,7 @@ export class MappedSink {
   }
 
   async #dispatch(): Promise<void> {
-    if (this.#failure !== undefined) throw this.#failure;
+    this.#writes.throwIfFailed();
     this.#o.signal?.throwIfAborted();
     const block = this.#current;
     const pieces = this.#pieces;
@@ -236,7 +210,7 @@ export class MappedSink {
     this.#pieces = [];
     this.#fill = 0;
     const writes = pieces.map((piece) => this.#writePiece(block, piece));
-    for (const write of writes) this.#track(write);
+    for (const write of writes) this.#writes.track(write);
     void Promise.allSettled(writes).then(() => {
       this.#free.push(block);
       this.#waiters.shift()?.();
@@ -248,7 +222,7 @@ export class MappedSink {
     let next = this.#free.pop();
     while (next === undefined) {
       await new Promise<void>((resolvePromise) => this.#waiters.push(resolvePromise));
-      if (this.#failure !== undefined) throw this.#failure;
+      this.#writes.throwIfFailed();
       next = this.#free.pop();
     }
     this.#current = next;
@@ -259,10 +233,7 @@ export class MappedSink {
    * page cache (flushed by the next checkpoint's fdatasync). Never a byte outside the piece.
    */
   async #writePiece(block: Buffer, piece: BlockPiece): Promise<void> {
-    if (!this.#touched) {
-      this.#touched = true;
-      this.#o.onTouch();
-    }
+    this.#writes.markTouched();
     const { opened } = this.#o;
     const startBytes = piece.diskOffsetBytes;
     const endBytes = startBytes + piece.lengthBytes;
