@@ -2,10 +2,18 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { OnProgress } from '../../core/progress.ts';
 import { ReimageError } from '../../core/reimage-error.ts';
 import { INIT_CONSOLE_LOG } from '../../initramfs/init-script.ts';
 import { loadPlanFile } from '../../plan/index.ts';
-import { createRunLog, formatRunSummary, RUN_SCRATCH_FILES, runArmed, runPlan } from '../../runner/index.ts';
+import {
+  createRunLog,
+  formatRunSummary,
+  RUN_SCRATCH_FILES,
+  type RunLog,
+  runArmed,
+  runPlan,
+} from '../../runner/index.ts';
 import { type CommandSpec, type ParsedArguments, usageLine } from '../command-line.ts';
 import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
@@ -49,7 +57,6 @@ what failed. When the run ends, successful or not, the copy of the image and the
 };
 
 async function run(context: VerbContext, args: ParsedArguments): Promise<number> {
-  const json = args.flag('json');
   const planPath = args.value('plan');
   if (args.flag('armed') === (planPath !== undefined)) {
     throw new ReimageError(
@@ -64,15 +71,63 @@ async function run(context: VerbContext, args: ParsedArguments): Promise<number>
       'reimage run needs root (it mounts filesystems and writes a disk). Run it as root.',
     );
   }
-  if (planPath === undefined) return runArmedVerb(context, args, json);
+  if (planPath === undefined) {
+    return withRunLog(context, args, 'reimage-armed-', async (run) => {
+      const disk = args.value('disk');
+      const report = await runArmed({
+        ...run,
+        cmdline: await readFile('/proc/cmdline', 'utf8'),
+        ...(disk === undefined ? {} : { diskHint: disk }),
+      });
+      return `reimage run --armed: done (attempt ${report.attempt}, resumed from ${report.resumedFrom}); ${report.bytesWritten} bytes written, ${report.entriesVerified} retained entries verified.`;
+    });
+  }
   const plan = await loadPlanFile(planPath);
-  const workDir = args.value('work-dir') ?? (await mkdtemp(join(tmpdir(), 'reimage-run-')));
+  return withRunLog(
+    context,
+    args,
+    'reimage-run-',
+    async (run) => {
+      const report = await runPlan({ ...run, plan, planPath });
+      return `reimage run: done.\n${formatRunSummary(report).join('\n')}`;
+    },
+    async (workDir) => {
+      // The bundle holds private keys and the image copy is large: neither outlives the run, in
+      // a work dir of ours or the operator's, unless asked. The log and the journal stay.
+      if (args.flag('keep-work-files')) {
+        context.log.warn(`kept the image and the retention bundle (private keys) in ${workDir}: delete them when done`);
+      } else {
+        for (const name of RUN_SCRATCH_FILES) await rm(join(workDir, name), { force: true });
+      }
+    },
+  );
+}
+
+/** What both runs take from the command line: the work dir, the log in it, progress, the console log. */
+interface RunSetting {
+  readonly workDir: string;
+  readonly log: RunLog;
+  readonly onProgress: OnProgress;
+  readonly signal: AbortSignal;
+  readonly extraLogFiles: readonly string[];
+}
+
+/**
+ * Runs a plain or an armed run with its work dir (`--work-dir`, or a new one), log and progress,
+ * prints what it returns, and logs a failure before passing it on.
+ */
+async function withRunLog(
+  context: VerbContext,
+  args: ParsedArguments,
+  workDirPrefix: string,
+  body: (run: RunSetting) => Promise<string>,
+  cleanUp?: (workDir: string) => Promise<void>,
+): Promise<number> {
+  const workDir = args.value('work-dir') ?? (await mkdtemp(join(tmpdir(), workDirPrefix)));
   const log = createRunLog(join(workDir, 'reimage.log'));
-  const progress = context.progressFor({ json });
+  const progress = context.progressFor({ json: args.flag('json') });
   try {
-    const report = await runPlan({
-      plan,
-      planPath,
+    const done = await body({
       workDir,
       log,
       onProgress: progress,
@@ -80,48 +135,15 @@ async function run(context: VerbContext, args: ParsedArguments): Promise<number>
       extraLogFiles: existsSync(INIT_CONSOLE_LOG) ? [INIT_CONSOLE_LOG] : [],
     });
     progress.done();
-    context.stdout.write(`reimage run: done.\n${formatRunSummary(report).join('\n')}\n`);
+    context.stdout.write(`${done}\n`);
     return 0;
   } catch (error) {
     progress.done();
     log.warn(`run failed: ${error instanceof Error ? error.message : String(error)}`);
     throw error;
   } finally {
-    // The bundle holds private keys and the image copy is large: neither outlives the run, in
-    // a work dir of ours or the operator's, unless asked. The log and the journal stay.
-    if (args.flag('keep-work-files')) {
-      context.log.warn(`kept the image and the retention bundle (private keys) in ${workDir}: delete them when done`);
-    } else {
-      for (const name of RUN_SCRATCH_FILES) await rm(join(workDir, name), { force: true });
-    }
+    await cleanUp?.(workDir);
     context.log.info(`reimage run: log in ${log.file}`);
-  }
-}
-
-async function runArmedVerb(context: VerbContext, args: ParsedArguments, json: boolean): Promise<number> {
-  const workDir = args.value('work-dir') ?? (await mkdtemp(join(tmpdir(), 'reimage-armed-')));
-  const log = createRunLog(join(workDir, 'reimage.log'));
-  const progress = context.progressFor({ json });
-  try {
-    const disk = args.value('disk');
-    const report = await runArmed({
-      cmdline: await readFile('/proc/cmdline', 'utf8'),
-      ...(disk === undefined ? {} : { diskHint: disk }),
-      workDir,
-      log,
-      onProgress: progress,
-      signal: context.signal,
-      extraLogFiles: existsSync(INIT_CONSOLE_LOG) ? [INIT_CONSOLE_LOG] : [],
-    });
-    progress.done();
-    context.stdout.write(
-      `reimage run --armed: done (attempt ${report.attempt}, resumed from ${report.resumedFrom}); ${report.bytesWritten} bytes written, ${report.entriesVerified} retained entries verified.\n`,
-    );
-    return 0;
-  } catch (error) {
-    progress.done();
-    log.warn(`armed run failed: ${error instanceof Error ? error.message : String(error)}`);
-    throw error;
   }
 }
 
