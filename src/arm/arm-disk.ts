@@ -1,6 +1,5 @@
 import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
   CORE_ROOM_BYTES,
   encodeMapItem,
@@ -10,12 +9,13 @@ import {
   releaseRefugeFile,
 } from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
+import { PROJECT_DIR } from '../core/project-dir.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import { readAt, replaceSector } from '../disk/index.ts';
-import { sha256File, WRITER_TOOLS } from '../image/index.ts';
+import { sha256File } from '../image/index.ts';
 import { buildInitramfs } from '../initramfs/index.ts';
 import { type Plan, readPlanFile } from '../plan/index.ts';
-import { RUNNER_TOOLS } from '../runner/index.ts';
+import { RECOVERY_INITRAMFS_TOOLS } from '../runner/index.ts';
 import {
   checkOldState,
   excludedRanges,
@@ -29,9 +29,6 @@ import { type FilledRefuge, fillRefuge, refugeItemRequests, refugeNeedBytes } fr
 import { findArm } from './find-arm.ts';
 import type { NewImageFacts } from './new-image-facts.ts';
 import { mountOldPartition, type OldDisk, openOldDisk } from './old-disk.ts';
-
-/** The reimage checkout the recovery initramfs carries (this file is src/arm/arm-disk.ts). */
-const PROJECT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface ArmOptions {
   readonly planPath: string;
@@ -138,7 +135,7 @@ async function buildRecoveryInitramfs(
     planPath,
     modulesDir: inputs.modulesDir,
     outPath,
-    tools: [...new Set([...RUNNER_TOOLS, ...WRITER_TOOLS])],
+    tools: RECOVERY_INITRAMFS_TOOLS,
     projectDir: PROJECT_DIR,
     log,
     ...(signal === undefined ? {} : { signal }),

@@ -1,6 +1,5 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../core/cache-dir.ts';
 import type { Logger } from '../core/logger.ts';
 import type { OnProgress } from '../core/progress.ts';
@@ -12,8 +11,6 @@ import { loadPlanFile } from '../plan/index.ts';
 import { createRunLog, RUN_SCRATCH_FILES, type RunReport, runPlan } from '../runner/index.ts';
 import { type DemoFixtures, ensureDemoFixtures } from './demo-fixtures.ts';
 import { withPlanDisk } from './demo-plan.ts';
-
-export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface DemoWorkspace {
   readonly fixtures: DemoFixtures;

@@ -1,10 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../core/logger.ts';
-import { WRITER_TOOLS } from '../image/index.ts';
+import { PROJECT_DIR } from '../core/project-dir.ts';
 import { buildInitramfs } from '../initramfs/index.ts';
-import { RUNNER_TOOLS } from '../runner/runtime-tools.ts';
-import { type DemoWorkspace, PROJECT_DIR, writeDemoPlan } from './demo-session.ts';
+import { RECOVERY_INITRAMFS_TOOLS } from '../runner/runtime-tools.ts';
+import { type DemoWorkspace, writeDemoPlan } from './demo-session.ts';
 import { type IdentityReport, parseIdentityReport } from './identity-report.ts';
 import { runVm } from './qemu-vm.ts';
 
@@ -32,7 +32,7 @@ export async function buildDemoInitramfs(
     planPath,
     modulesDir: workspace.fixtures.kernel.modulesDir,
     outPath,
-    tools: [...new Set([...RUNNER_TOOLS, ...WRITER_TOOLS])],
+    tools: RECOVERY_INITRAMFS_TOOLS,
     projectDir: PROJECT_DIR,
     // V8's compile cache makes Node start several seconds sooner under emulation; it makes the
     // archive non-reproducible, which the demo does not need (ADR 0304).

@@ -4,4 +4,4 @@ export { Journal, type JournalRecord, type StageName } from './journal.ts';
 export { createRunLog, type RunLog } from './run-log.ts';
 export { type RunPlanOptions, type RunReport, runPlan, type StageReport } from './run-plan.ts';
 export { formatRunSummary } from './run-summary.ts';
-export { RUNNER_TOOLS } from './runtime-tools.ts';
+export { RECOVERY_INITRAMFS_TOOLS, RUNNER_TOOLS } from './runtime-tools.ts';

@@ -1,3 +1,5 @@
+import { WRITER_TOOLS } from '../image/index.ts';
+
 /**
  * The system tools the runner (and the libraries it calls) spawn. The initramfs builder
  * copies each, with its shared-library closure, next to busybox; the writer's decoders come
@@ -25,3 +27,6 @@ export const RUNNER_TOOLS: readonly string[] = [
   'dumpe2fs',
   'debugfs',
 ];
+
+/** What the reimage initramfs carries: the runner's tools and the writer's (decoders, fallocate). */
+export const RECOVERY_INITRAMFS_TOOLS: readonly string[] = [...new Set([...RUNNER_TOOLS, ...WRITER_TOOLS])];

@@ -1,15 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_DIR } from '../../core/project-dir.ts';
 import { escapeLine } from '../../core/quote-input.ts';
-import { WRITER_TOOLS } from '../../image/index.ts';
 import { buildInitramfs, formatInitramfsSummary, listInitramfsFile } from '../../initramfs/index.ts';
-import { RUNNER_TOOLS } from '../../runner/runtime-tools.ts';
+import { RECOVERY_INITRAMFS_TOOLS } from '../../runner/runtime-tools.ts';
 import { type CommandSpec, type ParsedArguments, usageError } from '../command-line.ts';
 import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
 /** The checkout this CLI runs from: the project the initramfs carries. */
-const PROJECT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 const buildSpec: CommandSpec = {
   command: 'initramfs build',
@@ -71,7 +68,7 @@ async function build(context: VerbContext, args: ParsedArguments): Promise<numbe
     planPath: args.required('plan'),
     modulesDir: args.value('modules') ?? (await runningKernelModulesDir()),
     outPath: args.required('out'),
-    tools: [...new Set([...RUNNER_TOOLS, ...WRITER_TOOLS])],
+    tools: RECOVERY_INITRAMFS_TOOLS,
     projectDir: PROJECT_DIR,
     compression,
     nodeCompileCache: args.flag('node-compile-cache'),
