@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { release as osRelease } from 'node:os';
 import { join } from 'node:path';
-import { checkBlockMap, measureRefugeRoom, refugeFilesystemVerdict } from '../boot/index.ts';
+import { checkBlockMap, EXT_FILESYSTEMS, measureRefugeRoom, refugeFilesystemVerdict } from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { ReimageError } from '../core/reimage-error.ts';
 import { type ByteRange, type Mounted, mergeRanges, resolvePartition } from '../disk/index.ts';
@@ -11,9 +11,6 @@ import { measureBundleRoom } from './bundle-room.ts';
 import { checkRecoveryKernel } from './kernel-release.ts';
 import { learnNewImage, type NewImageFacts } from './new-image-facts.ts';
 import { mountOldPartition, type OldDisk, type OldPartition } from './old-disk.ts';
-
-/** Filesystems the recovery run can mark blocks in use in (so the refuge may lie inside them). */
-const PROTECTABLE_FILESYSTEMS = new Set(['ext2', 'ext3', 'ext4']);
 
 export interface RecoveryInputs {
   readonly kernelPath: string;
@@ -85,7 +82,7 @@ export async function planPartition(
 export function excludedRanges(facts: NewImageFacts): ByteRange[] {
   const ranges: ByteRange[] = [...facts.map.ranges];
   for (const writable of facts.writablePartitions) {
-    if (writable.filesystem !== undefined && PROTECTABLE_FILESYSTEMS.has(writable.filesystem)) continue;
+    if (writable.filesystem !== undefined && EXT_FILESYSTEMS.has(writable.filesystem)) continue;
     const partition = facts.table.partitions.find((p) => p.number === writable.number);
     if (partition !== undefined) ranges.push({ offsetBytes: partition.startBytes, lengthBytes: partition.sizeBytes });
   }

@@ -1,5 +1,5 @@
 import type { Plan } from '../plan/index.ts';
-import { type RetainRequest, selectPaths } from '../retain/index.ts';
+import { requestsFromPlanPaths, selectPaths } from '../retain/index.ts';
 
 /** tar's unit: every header and every file's data is padded to it. */
 const TAR_BLOCK_BYTES = 512;
@@ -14,12 +14,6 @@ const MANIFEST_BYTES_PER_ENTRY = 512;
 const GROWTH_FACTOR = 1.5;
 const FIXED_ALLOWANCE_BYTES = 4 * 1024 * 1024;
 
-export function retainRequests(plan: Plan): RetainRequest[] {
-  return plan.retain.paths.map((entry) =>
-    typeof entry === 'string' ? { pattern: entry, optional: false } : { pattern: entry.path, optional: entry.optional },
-  );
-}
-
 /**
  * How much room the retention bundle gets in the refuge, measured read-only on the old root: the
  * same selection the capture makes (a required path that is missing fails here, as it would in
@@ -30,7 +24,7 @@ export async function measureBundleRoom(
   plan: Plan,
   signal?: AbortSignal,
 ): Promise<{ entries: number; measuredBytes: number; roomBytes: number; missingOptional: readonly string[] }> {
-  const { selected, missingOptional } = await selectPaths(root, retainRequests(plan), signal);
+  const { selected, missingOptional } = await selectPaths(root, requestsFromPlanPaths(plan.retain.paths), signal);
   let measuredBytes = 2 * TAR_BLOCK_BYTES; // tar's end-of-archive blocks
   for (const entry of selected) {
     const dataBytes = entry.stats.isFile() ? Number(entry.stats.size) : 0;

@@ -29,7 +29,7 @@ export {
   nextState,
 } from './journal-state.ts';
 export { mapImageFile } from './map-image-file.ts';
-export { mountNewPartitionReadWrite, NEW_EXT_MOUNT_OPTIONS } from './mount-new-partition.ts';
+export { EXT_FILESYSTEMS, mountNewPartitionReadWrite, NEW_EXT_MOUNT_OPTIONS } from './mount-new-partition.ts';
 export { maxProtectedBytes, protectExtBlocks, releaseExtBlocks } from './protect-ext-blocks.ts';
 export {
   formatRecoveryCmdline,

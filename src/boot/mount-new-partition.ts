@@ -19,7 +19,8 @@ import { probeFilesystem } from '../disk/partitions.ts';
  */
 export const NEW_EXT_MOUNT_OPTIONS: readonly string[] = ['noinit_itable', 'nodiscard'];
 
-const EXT_TYPES = new Set(['ext2', 'ext3', 'ext4']);
+/** The filesystems the armed run can keep refuge blocks safe in (their bad-block list) and mounts as ext4. */
+export const EXT_FILESYSTEMS: ReadonlySet<string> = new Set(['ext2', 'ext3', 'ext4']);
 
 /** Undoes /proc/mounts' octal escapes (a space is \040). */
 function unescapeMountField(field: string): string {
@@ -49,7 +50,7 @@ export async function mountNewPartitionReadWrite(device: string, dir: string): P
   await mkdir(dir, { recursive: true });
   const mountPoint = await realpath(dir);
   const type = (await probeFilesystem(device)).TYPE;
-  const ext = type !== undefined && EXT_TYPES.has(type);
+  const ext = type !== undefined && EXT_FILESYSTEMS.has(type);
   const args = ext ? ['-t', 'ext4', '-o', NEW_EXT_MOUNT_OPTIONS.join(','), device, mountPoint] : [device, mountPoint];
   const result = await runCommand('mount', args, { allowFailure: true });
   if (result.exitCode !== 0) {

@@ -12,7 +12,7 @@ export { planRestore } from './plan-restore.ts';
 export type { RestoreOptions, RestoreSummary } from './restore-bundle.ts';
 export { restoreBundle } from './restore-bundle.ts';
 export type { RetainRequest } from './retain-list.ts';
-export { parseRetainList } from './retain-list.ts';
+export { parseRetainList, requestsFromPlanPaths } from './retain-list.ts';
 export type { Selection } from './select-paths.ts';
 export { selectPaths } from './select-paths.ts';
 export type { Difference, VerifyOptions, VerifySummary } from './verify-bundle.ts';

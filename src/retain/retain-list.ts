@@ -6,6 +6,18 @@ export interface RetainRequest {
   readonly optional: boolean;
 }
 
+/**
+ * A plan's `retain.paths` as requests: a string is required, `{ path, optional }` says. The plan
+ * and the retention list are two ways of writing the same requests.
+ */
+export function requestsFromPlanPaths(
+  paths: readonly (string | { readonly path: string; readonly optional: boolean })[],
+): RetainRequest[] {
+  return paths.map((entry) =>
+    typeof entry === 'string' ? { pattern: entry, optional: false } : { pattern: entry.path, optional: entry.optional },
+  );
+}
+
 /** One path component of a pattern: a literal name, a single-component glob, or `**`. */
 export type PatternComponent =
   | { readonly kind: 'literal'; readonly name: string }

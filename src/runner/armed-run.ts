@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   decodeMapItem,
+  EXT_FILESYSTEMS,
   type JournalStage,
   type MapItem,
   mountNewPartitionReadWrite,
@@ -38,7 +39,7 @@ import {
 } from '../disk/index.ts';
 import { commitFirstSector, writeMappedRanges } from '../image/index.ts';
 import { type Plan, parsePlan } from '../plan/index.ts';
-import { captureBundle } from '../retain/index.ts';
+import { captureBundle, requestsFromPlanPaths } from '../retain/index.ts';
 import { type ArmedDisk, findArmedDisk } from './armed-disk.ts';
 import { ArmedJournal } from './armed-journal.ts';
 import { restoreStage, runAfterHooks } from './restore-stage.ts';
@@ -49,7 +50,6 @@ import { markTouched } from './with-retries.ts';
 const SECTOR_BYTES = 512;
 /** Stages before the first destructive write: a refusal there disarms and boots the old OS. */
 const UNTOUCHED: readonly JournalStage[] = ['armed', 'capturing', 'bundle-persisted'];
-const PROTECTABLE = new Set(['ext2', 'ext3', 'ext4']);
 
 export interface ArmedRunOptions {
   /** The kernel command line (/proc/cmdline): reimage.refuge= and reimage.disk= say where to look. */
@@ -267,11 +267,7 @@ async function ensureBundlePersisted(c: RunContext): Promise<string | undefined>
       mounts.push(root);
       await captureBundle({
         root: root.dir,
-        requests: c.plan.retain.paths.map((entry) =>
-          typeof entry === 'string'
-            ? { pattern: entry, optional: false }
-            : { pattern: entry.path, optional: entry.optional },
-        ),
+        requests: requestsFromPlanPaths(c.plan.retain.paths),
         bundlePath,
         log: o.log,
         ...(o.signal === undefined ? {} : { signal: o.signal }),
@@ -393,7 +389,7 @@ async function ensureRestored(
       const filesystem = (await probeFilesystem(loop.device)).TYPE;
       const inside = refugeRangesIn(c, number);
       if (inside.length === 0) continue;
-      if (filesystem === undefined || !PROTECTABLE.has(filesystem)) {
+      if (filesystem === undefined || !EXT_FILESYSTEMS.has(filesystem)) {
         throw new Error(
           `armed run: the refuge lies inside partition ${number} (${filesystem ?? 'no filesystem'}), which arm excludes`,
         );
@@ -501,7 +497,7 @@ async function ensureReleased(c: RunContext): Promise<void> {
     for (const [number, loop] of loops) {
       const inside = refugeRangesIn(c, number);
       if (inside.length === 0) continue;
-      if (!PROTECTABLE.has((await probeFilesystem(loop.device)).TYPE ?? '')) continue;
+      if (!EXT_FILESYSTEMS.has((await probeFilesystem(loop.device)).TYPE ?? '')) continue;
       await releaseExtBlocks(loop.device, inside);
     }
   } finally {

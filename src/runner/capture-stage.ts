@@ -10,7 +10,7 @@ import { isSystemError, ReimageError } from '../core/reimage-error.ts';
 import { checkImageFits, inspectTarget, type Mounted, mountReadOnly, resolvePartition } from '../disk/index.ts';
 import { loadBlockMap, refuseSizeConflict } from '../image/index.ts';
 import type { Plan } from '../plan/index.ts';
-import { type CaptureSummary, captureBundle, type RetainRequest } from '../retain/index.ts';
+import { type CaptureSummary, captureBundle, requestsFromPlanPaths } from '../retain/index.ts';
 import { unmountAll } from './unmount-all.ts';
 
 /** Files a run keeps in its work dir that must not outlive it there: the image copy and the bundle (keys). */
@@ -23,12 +23,6 @@ export interface CaptureStageResult {
   readonly bundlePath: string;
   readonly compressedSizeBytes: number;
   readonly capture: CaptureSummary;
-}
-
-function retainRequests(plan: Plan): RetainRequest[] {
-  return plan.retain.paths.map((entry) =>
-    typeof entry === 'string' ? { pattern: entry, optional: false } : { pattern: entry.path, optional: entry.optional },
-  );
 }
 
 /** Copies the image into the work dir while hashing it, so what is written is what was checked. */
@@ -133,7 +127,7 @@ export async function captureStage(o: {
 
     const capture = await captureBundle({
       root: retainMount.dir,
-      requests: retainRequests(plan),
+      requests: requestsFromPlanPaths(plan.retain.paths),
       bundlePath,
       // No hostName: the manifest then records the old root's /etc/hostname, the machine's
       // name, rather than the initramfs's.
