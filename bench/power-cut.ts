@@ -10,12 +10,12 @@ import { parseArgs } from 'node:util';
 import { silentLogger } from '../src/core/logger.ts';
 import { runCommand } from '../src/core/run-command.ts';
 import { withPlanDisk } from '../src/demo/demo-plan.ts';
-import { prepareDemo, writeDemoPlan } from '../src/demo/demo-session.ts';
+import { prepareDemo } from '../src/demo/demo-session.ts';
 import { bootReimageVm, buildDemoInitramfs } from '../src/demo/demo-vm-session.ts';
 import { runPowerCutTrial } from '../src/demo/power-cut-trial.ts';
 import { runVm } from '../src/demo/qemu-vm.ts';
+import { armDemoDisk } from '../test/helpers/arm-demo.ts';
 import { cutForSeed } from '../test/helpers/power-cuts.ts';
-import { runReimage } from '../test/helpers/run-cli.ts';
 
 const { values } = parseArgs({
   options: { trials: { type: 'string', default: '50' }, seed: { type: 'string', default: '1' } },
@@ -31,24 +31,8 @@ const out = (line: string): void => {
 
 const workspace = await prepareDemo(silentLogger, 'bench-power');
 try {
-  const planPath = await writeDemoPlan(workspace, '/dev/vda', join(workspace.dir, 'plan.yaml'));
-  const kernel = workspace.fixtures.kernel;
   const armStarted = Date.now();
-  const armed = runReimage(
-    [
-      'arm',
-      '--json',
-      '--plan',
-      planPath,
-      '--disk',
-      workspace.diskPath,
-      '--kernel',
-      kernel.vmlinuzPath,
-      '--modules',
-      kernel.modulesDir,
-    ],
-    { timeoutMs: 30 * 60_000 },
-  );
+  const armed = await armDemoDisk(workspace, ['--json']);
   if (armed.exitCode !== 0) throw new Error(`arm failed: ${armed.stderr}`);
   const armMs = Date.now() - armStarted;
   const report = JSON.parse(armed.stdout) as {

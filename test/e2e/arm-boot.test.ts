@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/core/logger.ts';
 import { runCommand } from '../../src/core/run-command.ts';
-import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../src/demo/demo-session.ts';
+import { type DemoWorkspace, prepareDemo } from '../../src/demo/demo-session.ts';
 import { bootDiskOnItsOwn } from '../../src/demo/demo-vm-session.ts';
 import { fileContains } from '../../src/demo/power-cut-trial.ts';
 import { attachLoopDevice, mountReadWrite } from '../../src/disk/index.ts';
+import { armDemoDisk } from '../helpers/arm-demo.ts';
 import { runReimage } from '../helpers/run-cli.ts';
 
 // An armed disk boots by its own BIOS path into the refuge: SeaBIOS → LBA 0's boot code → the
@@ -26,22 +27,7 @@ describe('an armed disk under QEMU', () => {
   });
 
   it('boots the recovery path from the refuge, reimages, and the new OS comes up with the old identity', async () => {
-    const planPath = await writeDemoPlan(workspace, '/dev/vda', join(workspace.dir, 'plan.yaml'));
-    const kernel = workspace.fixtures.kernel;
-    const armed = runReimage(
-      [
-        'arm',
-        '--plan',
-        planPath,
-        '--disk',
-        workspace.diskPath,
-        '--kernel',
-        kernel.vmlinuzPath,
-        '--modules',
-        kernel.modulesDir,
-      ],
-      { timeoutMs: 15 * 60_000 },
-    );
+    const armed = await armDemoDisk(workspace);
     assert.equal(armed.exitCode, 0, armed.stderr);
 
     const recovery = await bootDiskOnItsOwn(workspace, () => {}, signal);
@@ -68,22 +54,7 @@ describe('an armed disk under QEMU', () => {
   it('a refusal in the recovery run (a required retained path gone since arm) disarms: the old OS boots again', async () => {
     await runCommand('cp', ['--sparse=always', workspace.fixtures.oldDiskPath, workspace.diskPath]);
     const pristineLba0 = await firstSector(workspace.diskPath);
-    const planPath = await writeDemoPlan(workspace, '/dev/vda', join(workspace.dir, 'plan.yaml'));
-    const kernel = workspace.fixtures.kernel;
-    const armed = runReimage(
-      [
-        'arm',
-        '--plan',
-        planPath,
-        '--disk',
-        workspace.diskPath,
-        '--kernel',
-        kernel.vmlinuzPath,
-        '--modules',
-        kernel.modulesDir,
-      ],
-      { timeoutMs: 15 * 60_000 },
-    );
+    const armed = await armDemoDisk(workspace);
     assert.equal(armed.exitCode, 0, armed.stderr);
     // After the arm, the machine loses a file the plan requires (the capture will refuse).
     const loop = await attachLoopDevice(workspace.diskPath);

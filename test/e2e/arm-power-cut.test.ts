@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/core/logger.ts';
 import { runCommand } from '../../src/core/run-command.ts';
-import { type DemoWorkspace, prepareDemo, writeDemoPlan } from '../../src/demo/demo-session.ts';
+import { type DemoWorkspace, prepareDemo } from '../../src/demo/demo-session.ts';
 import { runPowerCutTrial } from '../../src/demo/power-cut-trial.ts';
+import { armDemoDisk } from '../helpers/arm-demo.ts';
 import { cutForSeed } from '../helpers/power-cuts.ts';
-import { runReimage } from '../helpers/run-cli.ts';
 
 // Power cuts during the armed run, under QEMU: the armed disk boots by its own BIOS path, QEMU is
 // killed (SIGKILL) at a seeded moment, and the disk is booted again until the new OS comes up.
@@ -21,22 +21,7 @@ describe('power cuts during an armed reimage (QEMU, SIGKILL)', () => {
 
   before(async () => {
     workspace = await prepareDemo(silentLogger, 'test-arm-power-cut');
-    const planPath = await writeDemoPlan(workspace, '/dev/vda', join(workspace.dir, 'plan.yaml'));
-    const kernel = workspace.fixtures.kernel;
-    const armed = runReimage(
-      [
-        'arm',
-        '--plan',
-        planPath,
-        '--disk',
-        workspace.diskPath,
-        '--kernel',
-        kernel.vmlinuzPath,
-        '--modules',
-        kernel.modulesDir,
-      ],
-      { timeoutMs: 15 * 60_000 },
-    );
+    const armed = await armDemoDisk(workspace);
     assert.equal(armed.exitCode, 0, armed.stderr);
     armedDiskPath = join(workspace.dir, 'armed.img');
     await runCommand('cp', ['--sparse=always', workspace.diskPath, armedDiskPath]);
