@@ -3,6 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { ReimageError } from '../core/reimage-error.ts';
 import { type TargetInfo, writeAt, zeroRange } from '../disk/index.ts';
 import type { BlockMap, MappedRange } from './block-map.ts';
+import { BlockPool } from './block-pool.ts';
 import { isZeroGranule, planBlockSegments, ZERO_GRANULE_BYTES } from './segments.ts';
 import { WritesInFlight } from './writes-in-flight.ts';
 
@@ -67,8 +68,7 @@ export class BlockSink {
   readonly rangeDigests: string[] = [];
 
   readonly #o: BlockSinkOptions;
-  readonly #free: Buffer[] = [];
-  readonly #waiters: Array<() => void> = [];
+  readonly #blocks: BlockPool;
   readonly #zeros: Buffer;
   #current: Buffer;
   #fill = 0;
@@ -89,14 +89,11 @@ export class BlockSink {
   constructor(o: BlockSinkOptions) {
     this.#o = o;
     this.#writes = new WritesInFlight(o.onTouch);
-    for (let i = 0; i < WRITE_BLOCKS_IN_FLIGHT; i++)
-      this.#free.push(o.slab.subarray(i * WRITE_BLOCK_BYTES, (i + 1) * WRITE_BLOCK_BYTES));
+    this.#blocks = new BlockPool(o.slab, WRITE_BLOCKS_IN_FLIGHT, WRITE_BLOCK_BYTES);
     this.#zeros = o.slab
       .subarray(WRITE_BLOCKS_IN_FLIGHT * WRITE_BLOCK_BYTES, (WRITE_BLOCKS_IN_FLIGHT + 1) * WRITE_BLOCK_BYTES)
       .fill(0);
-    const first = this.#free.pop();
-    if (first === undefined) throw new Error('no block buffers');
-    this.#current = first;
+    this.#current = this.#blocks.takeNow();
   }
 
   /**
@@ -242,23 +239,14 @@ export class BlockSink {
     if (pendingWrites === 0) releaseBlock();
     this.#blockOffsetBytes = endBytes;
     this.#fill = 0;
-    void released.then(() => {
-      this.#free.push(block);
-      this.#waiters.shift()?.();
-    });
+    void released.then(() => this.#blocks.give(block));
     if (this.#bufferedSinceFlush >= BUFFERED_FLUSH_EVERY_BYTES) {
       // Buffered writes only: wait for them and flush, so the page cache holds at most this much.
       this.#bufferedSinceFlush = 0;
       await this.#writes.drain();
       await this.#o.bufferedHandle.datasync();
     }
-    let next = this.#free.pop();
-    while (next === undefined) {
-      await new Promise<void>((resolvePromise) => this.#waiters.push(resolvePromise));
-      this.#writes.throwIfFailed();
-      next = this.#free.pop();
-    }
-    this.#current = next;
+    this.#current = await this.#blocks.take(() => this.#writes.throwIfFailed());
   }
 
   /** Writes the parts of [startBytes, endBytes) that the map marks, feeding each range's digest. */

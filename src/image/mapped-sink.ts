@@ -1,5 +1,6 @@
 import type { ByteRange } from '../disk/index.ts';
 import { type OpenedTarget, type TargetInfo, writeAt } from '../disk/index.ts';
+import { BlockPool } from './block-pool.ts';
 import { WRITE_BLOCK_BYTES, WRITE_BLOCKS_IN_FLIGHT } from './block-sink.ts';
 import { mappedEndBytes, rangesPastImage } from './check-mapped-ranges.ts';
 import { MappedRangeWalker, resumeOffsetBytes } from './mapped-range-walker.ts';
@@ -76,8 +77,7 @@ export class MappedSink {
   readonly #alignBytes: number;
   /** Disk offset from which bytes are written (before it: LBA 0, or durable before this run). */
   readonly #writeFromBytes: number;
-  readonly #free: Buffer[] = [];
-  readonly #waiters: Array<() => void> = [];
+  readonly #blocks: BlockPool;
   #current: Buffer;
   #pieces: BlockPiece[] = [];
   #fill = 0;
@@ -97,11 +97,8 @@ export class MappedSink {
       resumeOffsetBytes(o.ranges, o.durableBytes, this.#alignBytes),
     );
     this.counters.durableBytes = o.durableBytes;
-    for (let i = 0; i < WRITE_BLOCKS_IN_FLIGHT; i++)
-      this.#free.push(o.opened.slab.subarray(i * WRITE_BLOCK_BYTES, (i + 1) * WRITE_BLOCK_BYTES));
-    const first = this.#free.pop();
-    if (first === undefined) throw new Error('no block buffers');
-    this.#current = first;
+    this.#blocks = new BlockPool(o.opened.slab, WRITE_BLOCKS_IN_FLIGHT, WRITE_BLOCK_BYTES);
+    this.#current = this.#blocks.takeNow();
   }
 
   /** Takes the next decoded bytes of the image; resolves when the sink can take more. */
@@ -211,21 +208,12 @@ export class MappedSink {
     this.#fill = 0;
     const writes = pieces.map((piece) => this.#writePiece(block, piece));
     for (const write of writes) this.#writes.track(write);
-    void Promise.allSettled(writes).then(() => {
-      this.#free.push(block);
-      this.#waiters.shift()?.();
-    });
+    void Promise.allSettled(writes).then(() => this.#blocks.give(block));
     if (this.#sinceCheckpointBytes >= this.#o.checkpointBytes) {
       this.#sinceCheckpointBytes = 0;
       await this.#checkpoint(blockMappedEndBytes);
     }
-    let next = this.#free.pop();
-    while (next === undefined) {
-      await new Promise<void>((resolvePromise) => this.#waiters.push(resolvePromise));
-      this.#writes.throwIfFailed();
-      next = this.#free.pop();
-    }
-    this.#current = next;
+    this.#current = await this.#blocks.take(() => this.#writes.throwIfFailed());
   }
 
   /**
