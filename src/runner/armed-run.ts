@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   decodeMapItem,
   EXT_FILESYSTEMS,
+  FINAL_STAGES,
   type JournalStage,
   type MapItem,
   mountNewPartitionReadWrite,
@@ -112,7 +113,7 @@ export function rangesWithin(ranges: readonly ByteRange[], startBytes: number, s
  * The armed run, from the recovery initramfs: finds the disk and refuge from the command line,
  * trusts nothing whose digest does not match the journal, and goes on from the journal's stage —
  * capture and persist the bundle, write the mapped ranges with durable progress, restore through
- * the new partitions at their offsets, wipe the bundle, commit LBA 0, release. Every step is
+ * the new partitions at their offsets, wipe the bundle, release the refuge's blocks, commit LBA 0. Every step is
  * recorded before it is acted on and is idempotent, so a power cut anywhere resumes here on the
  * next boot and ends as an uncut run would. A refusal before the first destructive write
  * disarms (the old LBA 0 back) and the old OS boots.
@@ -134,10 +135,10 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
       await disarmAfterRefusal(disk, found, journal, log);
       throw refusedError(journal.state.reason?.message ?? 'an earlier boot refused');
     }
-    if (resumedFrom === 'released') {
+    if (resumedFrom === 'done' || resumedFrom === 'released') {
       throw new ReimageError(
         'REIMAGE_ARMED_RUN_CANNOT_START',
-        `The armed run on ${found.device} is over (stage released), yet this boot came through the recovery path: LBA 0 is not the new image's. Nothing was changed; the machine stays here for a look (reimage status from a rescue system).`,
+        `The armed run on ${found.device} is over (stage ${resumedFrom}), yet this boot came through the recovery path: LBA 0 is not the new image's. Nothing was changed; the machine stays here for a look (reimage status from a rescue system).`,
         { evidence: { stage: resumedFrom }, targetState: 'unknown' },
       );
     }
@@ -151,8 +152,10 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
       const bytesWritten = await ensureWritten(context);
       const restored = await ensureRestored(context, bundlePath, { startedAt, resumedFrom, bytesWritten });
       await ensureBundleWiped(context);
-      await ensureCommitted(context);
+      // The release comes before the commit (docs/adr/0608-release-before-commit.md): the
+      // commit is the run's last disk step, so no cut can leave the refuge's blocks listed as bad.
       await ensureReleased(context);
+      await ensureCommitted(context);
       log.info(
         `reimage complete (armed run) in ${((Date.now() - startedAt.getTime()) / 1000).toFixed(1)} s; finish: ${plan.finish}`,
       );
@@ -479,31 +482,57 @@ async function ensureBundleWiped(c: RunContext): Promise<void> {
   await c.journal.record({ type: 'bundle-wiped' });
 }
 
-/** Step 5: the commit — the new image's LBA 0, one sector, flushed. */
-async function ensureCommitted(c: RunContext): Promise<void> {
-  if (c.journal.state.stage !== 'bundle-wiped') return;
-  c.o.log.info('step 5/6 commit: the new LBA 0');
-  const target = await inspectTarget(c.found.device);
-  await commitFirstSector(target, Buffer.from(c.map.firstSector, 'base64'), { log: c.o.log });
-  await c.journal.record({ type: 'committed' });
-}
-
-/** Step 6: the refuge's blocks inside new ext partitions are given back to them. */
+/**
+ * Step 5: the refuge's blocks inside new ext partitions are given back to them (off the bad-block
+ * lists). Before the commit: from `hooks-done` on nothing mounts a new partition again, so nothing
+ * can allocate those blocks until the new OS runs, and a cut before the commit boots the recovery
+ * path from the refuge, still intact, and only commits. `e2fsck -L` with a shorter list writes no
+ * block it frees (it reuses the list's old indirect blocks), so the refuge is not written; its
+ * digests are checked again all the same. A journal of the previous order at `committed` (commit
+ * before release) owes only this step, which then ends the run.
+ */
 async function ensureReleased(c: RunContext): Promise<void> {
-  if (c.journal.state.stage !== 'committed') return;
-  c.o.log.info("step 6/6 release: the refuge's blocks go back to the new filesystems");
+  const { stage } = c.journal.state;
+  if (stage !== 'bundle-wiped' && stage !== 'committed') return;
+  c.o.log.info(
+    stage === 'committed'
+      ? "step 5/6 release: the refuge's blocks go back to the new filesystems (owed by a commit of the previous order)"
+      : "step 5/6 release: the refuge's blocks go back to the new filesystems",
+  );
   const loops = await attachNewPartitions(c);
   try {
     for (const [number, loop] of loops) {
       const inside = refugeRangesIn(c, number);
       if (inside.length === 0) continue;
       if (!EXT_FILESYSTEMS.has((await probeFilesystem(loop.device)).TYPE ?? '')) continue;
-      await releaseExtBlocks(loop.device, inside);
+      const released = await releaseExtBlocks(loop.device, inside);
+      c.o.log.info(`partition ${number}: ${released.blocks} refuge blocks off the bad-block list`);
     }
   } finally {
     for (const loop of loops.values()) await loop.detach();
   }
-  await c.journal.record({ type: 'released' });
+  // e2fsck wrote through loop devices: their writes reach the disk before the journal says so.
+  await runCommand('sync', []);
+  if (stage === 'bundle-wiped') {
+    // The refuge must still boot the recovery path until the commit. Were it damaged, stopping
+    // here would leave a disk whose next boot loads it: the commit, one sector away, is the
+    // lesser harm, so a damage is said, not acted on.
+    await checkRefugeDigests(c.disk, c.found.header, c.found.headerBytes, c.journal, c.o.log).catch((error: unknown) =>
+      c.o.log.warn(
+        `after the release, ${error instanceof Error ? error.message : String(error)} Committing at once: the new OS is complete.`,
+      ),
+    );
+  }
+  await c.journal.record({ type: 'blocks-released' });
+}
+
+/** Step 6: the commit — the new image's LBA 0, one sector, flushed: the run's last disk step. */
+async function ensureCommitted(c: RunContext): Promise<void> {
+  if (c.journal.state.stage !== 'blocks-released') return;
+  c.o.log.info('step 6/6 commit: the new LBA 0');
+  const target = await inspectTarget(c.found.device);
+  await commitFirstSector(target, Buffer.from(c.map.firstSector, 'base64'), { log: c.o.log });
+  await c.journal.record({ type: 'committed' });
 }
 
 /**
@@ -528,7 +557,7 @@ async function recordEnd(
     return;
   }
   try {
-    if (journal.state.stage !== 'failed' && journal.state.stage !== 'committed' && journal.state.stage !== 'released') {
+    if (journal.state.stage !== 'failed' && !FINAL_STAGES.includes(journal.state.stage)) {
       await journal.record({ type: 'fail', reason });
       log.warn(`failed at stage ${journal.state.failedAt ?? '?'} (${reason.code}); the next boot resumes there`);
     }
