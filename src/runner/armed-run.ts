@@ -46,9 +46,15 @@ import { ArmedJournal } from './armed-journal.ts';
 import { restoreStage, runAfterHooks } from './restore-stage.ts';
 import type { RunLog } from './run-log.ts';
 import { unmountAll } from './unmount-all.ts';
-import { markTouched } from './with-retries.ts';
+import { markTouched, withRetries } from './with-retries.ts';
 
 const SECTOR_BYTES = 512;
+/** Attempts of the steps after the capture within one boot, before /init's slower retries take over. */
+const IN_RUN_ATTEMPTS = 3;
+/** 5 s, then 10 s: enough for a path or a controller to come back, short next to /init's minutes. */
+function inRunRetryDelayMs(failedAttempt: number): number {
+  return 5000 * failedAttempt;
+}
 /** Stages before the first destructive write: a refusal there disarms and boots the old OS. */
 const UNTOUCHED: readonly JournalStage[] = ['armed', 'capturing', 'bundle-persisted'];
 
@@ -63,6 +69,8 @@ export interface ArmedRunOptions {
   readonly onProgress?: OnProgress;
   readonly signal?: AbortSignal;
   readonly extraLogFiles?: readonly string[];
+  /** The wait before an in-run retry (default 5 s, then 10 s). */
+  readonly retryDelayMs?: (failedAttempt: number) => number;
 }
 
 /** What an armed run reports, into report.json of the new root like a plain run's. */
@@ -149,13 +157,33 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
       const map = decodeMapItem(await readItemRaw(disk, item(found.header, 'map')));
       const context: RunContext = { o, found, disk, journal, plan, map, onProgress };
       const bundlePath = await ensureBundlePersisted(context);
-      const bytesWritten = await ensureWritten(context);
-      const restored = await ensureRestored(context, bundlePath, { startedAt, resumedFrom, bytesWritten });
-      await ensureBundleWiped(context);
-      // The release comes before the commit (docs/adr/0608-release-before-commit.md): the
-      // commit is the run's last disk step, so no cut can leave the refuge's blocks listed as bad.
-      await ensureReleased(context);
-      await ensureCommitted(context);
+      let bytesWritten = 0;
+      // Every step from here on goes on from the journal's stage, so a failed attempt is simply
+      // run again: a transient fault (an I/O error that passes) costs seconds, not a reboot.
+      // What still fails goes to /init, which retries after a growing delay (docs/arm.md).
+      const { value: restored } = await withRetries({
+        stage: 'armed run',
+        maxAttempts: IN_RUN_ATTEMPTS,
+        log,
+        signal: o.signal,
+        failureCode: 'REIMAGE_ARMED_RUN_FAILED',
+        failureWhat: 'The armed run failed',
+        retryDelayMs: o.retryDelayMs ?? inRunRetryDelayMs,
+        attempt: async (attempt) => {
+          if (attempt > 1)
+            log.info(
+              `armed run: going on from stage ${journal.state.stage} (attempt ${attempt} of ${IN_RUN_ATTEMPTS} in this boot)`,
+            );
+          bytesWritten += await ensureWritten(context);
+          const report = await ensureRestored(context, bundlePath, { startedAt, resumedFrom, bytesWritten });
+          await ensureBundleWiped(context);
+          // The release comes before the commit (docs/adr/0608-release-before-commit.md): the
+          // commit is the run's last disk step, so no cut can leave the refuge's blocks listed as bad.
+          await ensureReleased(context);
+          await ensureCommitted(context);
+          return report;
+        },
+      });
       log.info(
         `reimage complete (armed run) in ${((Date.now() - startedAt.getTime()) / 1000).toFixed(1)} s; finish: ${plan.finish}`,
       );
