@@ -60,7 +60,10 @@ export function shellQuote(value: string): string {
  * found differences), 130 (interrupted), 1 (internal error) or anything else → stop with a
  * message saying what that code means, the log on screen and the shells open. It never exits
  * (PID 1 exiting panics the kernel) and reboots only when the disk is known to be untouched, so a
- * failing machine cannot loop and never boots a half-written disk.
+ * failing machine cannot loop and never boots a half-written disk. The armed run (a recovery boot
+ * of an armed disk) differs in one way: it resumes from its journal, so anything but 0 and 3 is
+ * followed by the log, and the run again after a growing delay (armedRetryDelaySeconds), said on
+ * screen; never a reboot, which would only come back here.
  */
 export function initScript(options: InitScriptOptions): string {
   const timeoutSeconds = options.diskTimeoutSeconds ?? 60;
