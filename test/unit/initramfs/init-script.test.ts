@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { ExitCode } from '../../../src/core/exit-codes.ts';
 import {
@@ -211,7 +211,7 @@ describe('armedRetryDelaySeconds (the wait before /init retries the armed run)',
       [5, 5],
     ] as const) {
       const retries = Array.from({ length: 14 }, (_, i) => i + 1);
-      const run = spawnSync(
+      const run: SpawnSyncReturns<string> = spawnSync(
         'busybox',
         [
           'sh',
