@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -43,6 +43,7 @@ import { type Plan, parsePlan } from '../plan/index.ts';
 import { captureBundle, requestsFromPlanPaths } from '../retain/index.ts';
 import { type ArmedDisk, findArmedDisk } from './armed-disk.ts';
 import { ArmedJournal } from './armed-journal.ts';
+import { ARMED_REPORT_PATH, partitionTableSha256 } from './armed-report-path.ts';
 import { restoreStage, runAfterHooks } from './restore-stage.ts';
 import type { RunLog } from './run-log.ts';
 import { unmountAll } from './unmount-all.ts';
@@ -90,6 +91,11 @@ export interface ArmedRunReport {
   readonly entriesRestored: number;
   readonly entriesVerified: number;
   readonly finish: Plan['finish'];
+  /**
+   * SHA-256 of bytes 440–511 of the LBA 0 the commit writes: `status` on the new OS reports
+   * `done` from this report only while LBA 0 holds that table (src/arm/armed-report.ts).
+   */
+  readonly partitionTableSha256: string;
 }
 
 function item(header: RefugeHeader, name: RefugeHeaderItem['name']): RefugeHeaderItem {
@@ -410,6 +416,7 @@ async function ensureRestored(
     entriesRestored: restored,
     entriesVerified: verified,
     finish: plan.finish,
+    partitionTableSha256: partitionTableSha256(Buffer.from(map.firstSector, 'base64')),
   });
   if (!['written', 'restored', 'hooks-started'].includes(journal.state.stage)) return report(0, 0);
   o.log.info('step 3/6 restore: the new partitions at their offsets, the refuge kept safe in them');
@@ -483,6 +490,9 @@ async function ensureRestored(
     const logsDir = join(newRoot, plan.restore.logs);
     await mkdir(logsDir, { recursive: true });
     await writeFile(join(logsDir, 'report.json'), `${JSON.stringify(final, null, 2)}\n`);
+    // A copy where `status` on the new OS finds it without the plan (armed-report-path.ts).
+    await mkdir(dirname(join(newRoot, ARMED_REPORT_PATH)), { recursive: true });
+    await writeFile(join(newRoot, ARMED_REPORT_PATH), `${JSON.stringify(final, null, 2)}\n`);
     for (const file of [o.log.file, ...(o.extraLogFiles ?? [])]) {
       await writeFile(join(logsDir, file.split('/').at(-1) ?? 'log'), await readFile(file)).catch(() => undefined);
     }
