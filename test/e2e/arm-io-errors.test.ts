@@ -105,6 +105,13 @@ describe('injected I/O errors in the armed run (QEMU blkdebug)', () => {
     const boot = await bootDiskOnItsOwn(workspace, () => {}, signal);
     assert.equal(boot.identity?.osVersion, workspace.fixtures.newOsVersion, boot.serialLog.slice(-3000));
     assert.equal(boot.identity?.machineId, workspace.fixtures.oldIdentity.machineId);
+
+    // The new OS's status is "done", from the armed run's report (the refuge is gone).
+    const status = runReimage(['status', '--disk', workspace.diskPath, '--json']);
+    assert.equal(status.exitCode, 0, status.stderr);
+    const state = JSON.parse(status.stdout) as { state: string; done?: { image: { sha256: string } } };
+    assert.equal(state.state, 'done', status.stdout);
+    assert.equal(state.done?.image.sha256, workspace.fixtures.newImageSha256, status.stdout);
   });
 
   it('a persistent EIO stops the run: the log on the console, the failure in the journal, a retry announced, no reboot', async () => {
