@@ -5,6 +5,7 @@ import { sha256ItemRaw } from '../boot/index.ts';
 import { silentLogger } from '../core/logger.ts';
 import { runCommand } from '../core/run-command.ts';
 import { inspectTarget } from '../disk/index.ts';
+import { type ArmedDone, findArmedReport } from './armed-report.ts';
 import { type FoundArm, findArm, readArmAt } from './find-arm.ts';
 import { findRefugeFile } from './find-refuge-file.ts';
 import { openOldDisk } from './old-disk.ts';
@@ -18,8 +19,9 @@ export interface ArmStatus {
    * not-armed: LBA 0 boots no refuge. armed: ready, nothing started. running: the recovery run is
    * under way (stage, attempt). refused: the run refused before touching the disk. failed: the disk
    * was touched and an attempt failed (reason). damaged: LBA 0 boots a refuge that cannot be read.
+   * done: the armed run committed (its report.json on the new root, or its journal, says so).
    */
-  readonly state: 'not-armed' | 'armed' | 'running' | 'refused' | 'failed' | 'damaged';
+  readonly state: 'not-armed' | 'armed' | 'running' | 'refused' | 'failed' | 'damaged' | 'done';
   readonly why?: string;
   readonly stage?: string;
   readonly attempt?: number;
@@ -27,6 +29,8 @@ export interface ArmStatus {
   readonly armedAt?: string;
   readonly updatedAt?: string;
   readonly write?: { readonly durableBytes: number; readonly totalBytes: number };
+  /** With state done, from the armed run's report on the new root (added within version 1). */
+  readonly done?: ArmedDone;
   readonly refuge?: {
     readonly partition: number;
     readonly coreLba: number;
@@ -51,9 +55,14 @@ export async function armStatus(diskPath: string): Promise<ArmStatus> {
   try {
     const viaLba0 = await findArm(disk);
     const base = { format: 'reimage-status', version: 1, disk: diskPath } as const;
-    const found = viaLba0.kind === 'not-armed' ? await armBehindLba0(diskPath, disk, viaLba0.lba0) : viaLba0;
-    if (found === undefined)
-      return { ...base, state: 'not-armed', why: viaLba0.kind === 'not-armed' ? viaLba0.why : '' };
+    const behind = viaLba0.kind === 'not-armed' ? await armBehindLba0(diskPath, disk, viaLba0.lba0) : undefined;
+    if (behind?.done !== undefined) return { ...base, state: 'done', done: behind.done };
+    const found = viaLba0.kind === 'not-armed' ? behind?.arm : viaLba0;
+    if (found === undefined) {
+      const why = viaLba0.kind === 'not-armed' ? viaLba0.why : '';
+      const rejected = behind?.rejected ?? [];
+      return { ...base, state: 'not-armed', why: rejected.length === 0 ? why : `${why}; ${rejected.join('; ')}` };
+    }
     if (found.kind === 'not-armed') return { ...base, state: 'not-armed', why: found.why };
     if (found.kind === 'damaged') return { ...base, state: 'damaged', why: found.why };
     const { state } = found.journal;
@@ -77,7 +86,9 @@ export async function armStatus(diskPath: string): Promise<ArmStatus> {
           ? 'refused'
           : state.stage === 'failed'
             ? 'failed'
-            : 'running';
+            : state.stage === 'done' || state.stage === 'released'
+              ? 'done'
+              : 'running';
     return {
       ...base,
       state: damagedItems.length > 0 && refugeState === 'armed' ? 'damaged' : refugeState,
@@ -104,14 +115,21 @@ export async function armStatus(diskPath: string): Promise<ArmStatus> {
 /**
  * When LBA 0 leads to no refuge, the refuge file may still be there: after a refusal in the
  * recovery run (which gave the old LBA 0 back: its journal says why) or after something rewrote
- * LBA 0. Found through the old filesystems, read-only.
+ * LBA 0. Found through the old filesystems, read-only. Failing that, the disk may be the new OS
+ * of a finished armed run: its report (armed-report.ts) says so, if LBA 0 holds the table its
+ * commit wrote.
  */
-async function armBehindLba0(diskPath: string, disk: FileHandle, lba0: Buffer): Promise<FoundArm | undefined> {
+async function armBehindLba0(
+  diskPath: string,
+  disk: FileHandle,
+  lba0: Buffer,
+): Promise<{ arm?: FoundArm; done?: ArmedDone; rejected: string[] }> {
   const old = await openOldDisk(diskPath);
   const workDir = await mkdtemp(join(tmpdir(), 'reimage-status-'));
   try {
     const file = await findRefugeFile(old, { workDir, log: silentLogger });
-    return file === undefined ? undefined : await readArmAt(disk, file.locator, lba0, 0);
+    if (file !== undefined) return { arm: await readArmAt(disk, file.locator, lba0, 0), rejected: [] };
+    return await findArmedReport(old, lba0, { workDir, log: silentLogger });
   } finally {
     await old.close();
     await rm(workDir, { recursive: true, force: true });
@@ -128,6 +146,13 @@ export function formatArmStatus(status: ArmStatus): string[] {
   if (status.armedAt !== undefined) lines.push(`  armed at:  ${status.armedAt}`);
   if (status.write !== undefined)
     lines.push(`  written:   ${status.write.durableBytes} of ${status.write.totalBytes} bytes`);
+  if (status.done !== undefined) {
+    lines.push(`  finished:  ${status.done.finishedAt} (attempt ${status.done.attempt})`);
+    lines.push(
+      `  image:     ${status.done.image.format}, ${status.done.image.sizeBytes} bytes, sha256 ${status.done.image.sha256}`,
+    );
+    lines.push(`  report:    partition ${status.done.partition}, ${status.done.reportPath}`);
+  }
   if (status.refuge !== undefined) {
     lines.push(`  refuge:    partition ${status.refuge.partition}, core.img at LBA ${status.refuge.coreLba}`);
     lines.push(

@@ -22,6 +22,7 @@ export {
   writeJournal,
 } from './journal-file.ts';
 export {
+  FINAL_STAGES,
   initialJournalState,
   type JournalEvent,
   type JournalStage,

@@ -4,9 +4,10 @@ import { z } from 'zod';
  * The armed run's journal state: what the recovery initramfs has made durable, so a boot after a
  * power cut knows where to go on. Like Mender's client, the run persists the next stage *before*
  * acting on it: `writing` is in the journal before the first destructive write, `hooks-started`
- * before the after-hooks run (so they run at most once), `committed` only after LBA 0 is durable.
+ * before the after-hooks run (so they run at most once), `done` only after LBA 0 is durable.
  *
- * The stages follow issue 9's run, steps 1–6:
+ * The stages follow the run's steps 1–6 (docs/arm.md; release comes before the commit,
+ * docs/adr/0608-release-before-commit.md):
  *   armed            — arm finished; no recovery boot has acted yet
  *   capturing        — step 1 began (capture from the untouched old disk; a cut just captures again)
  *   bundle-persisted — step 1 done: the retention bundle is in the refuge and flushed
@@ -16,10 +17,17 @@ import { z } from 'zod';
  *   hooks-started    — step 3: the after-hooks are about to run (never run again after a cut)
  *   hooks-done       — step 3 done: after-hooks finished, new partitions unmounted
  *   bundle-wiped     — step 4 done: the bundle is gone from the refuge, its digests rechecked
- *   committed        — step 5 done: the new LBA 0 is durable; the new OS boots
- *   released         — step 6 done: the refuge is released (final)
+ *   blocks-released  — step 5 done: the refuge's blocks are off the new ext filesystems' bad-block
+ *                      lists; the refuge itself is still intact and LBA 0 still boots it
+ *   done             — step 6 done: the new LBA 0 is durable; the new OS boots (final)
  *   refused          — a refusal before the first destructive write: disarmed, old OS boots (final)
  *   failed           — the disk was touched and an attempt failed; `failedAt` is where a retry resumes
+ *
+ * Two stages are only ever read, never entered: journals of the previous order (commit, then
+ * release) may hold them, and a stage name keeps its meaning forever.
+ *   committed        — previous order: the new LBA 0 is durable, the refuge's blocks are still on the
+ *                      bad-block lists; the release is owed (`blocks-released` leads on to `done`)
+ *   released         — previous order: committed and released (final, like `done`)
  */
 export const JOURNAL_STAGES = [
   'armed',
@@ -31,16 +39,31 @@ export const JOURNAL_STAGES = [
   'hooks-started',
   'hooks-done',
   'bundle-wiped',
-  'committed',
-  'released',
+  'blocks-released',
+  'done',
   'refused',
   'failed',
+  // Only in journals of the previous order (commit before release): read, never entered.
+  'committed',
+  'released',
 ] as const;
 
 export type JournalStage = (typeof JOURNAL_STAGES)[number];
 
-/** Stages a `fail` can come from: the disk may have been touched, and the commit has not happened. */
-const TOUCHED_STAGES = ['writing', 'written', 'restored', 'hooks-started', 'hooks-done', 'bundle-wiped'] as const;
+/**
+ * Stages a `fail` can come from: the disk was touched and the run is not over (in the previous
+ * order's `committed`, the release was still owed).
+ */
+const TOUCHED_STAGES = [
+  'writing',
+  'written',
+  'restored',
+  'hooks-started',
+  'hooks-done',
+  'bundle-wiped',
+  'blocks-released',
+  'committed',
+] as const;
 /** Stages a `refuse` can come from: nothing destructive was written yet, so disarming is safe. */
 const UNTOUCHED_STAGES = ['armed', 'capturing', 'bundle-persisted'] as const;
 
@@ -102,8 +125,8 @@ export type JournalEvent =
   | { readonly type: 'hooks-started'; readonly at: string }
   | { readonly type: 'hooks-done'; readonly at: string }
   | { readonly type: 'bundle-wiped'; readonly at: string }
+  | { readonly type: 'blocks-released'; readonly at: string }
   | { readonly type: 'committed'; readonly at: string }
-  | { readonly type: 'released'; readonly at: string }
   | { readonly type: 'refuse'; readonly at: string; readonly reason: JournalReason }
   | { readonly type: 'fail'; readonly at: string; readonly reason: JournalReason };
 
@@ -125,29 +148,35 @@ export function initialJournalState(armedAt: string, refugeSha256: Readonly<Reco
 }
 
 /**
- * The one-step moves: event type → the stages it may come from → the stage it leads to. A data
+ * The one-step moves: event type, the stages it may come from, the stage it leads to. A data
  * table, so the legal graph can be read at a glance (and tested as a table). `capture-started` and
  * `write-progress` may repeat: a resumed capture starts over, progress advances in place.
+ * `blocks-released` has two rows: in the previous order's `committed` the release was the last
+ * step owed, so it ends the run.
  */
-const SIMPLE_MOVES: Readonly<
-  Partial<Record<JournalEventType, { readonly from: readonly JournalStage[]; readonly to: JournalStage }>>
-> = {
-  'capture-started': { from: ['armed', 'capturing'], to: 'capturing' },
-  'bundle-persisted': { from: ['capturing'], to: 'bundle-persisted' },
-  'write-started': { from: ['bundle-persisted'], to: 'writing' },
-  'write-progress': { from: ['writing'], to: 'writing' },
-  'write-done': { from: ['writing'], to: 'written' },
-  restored: { from: ['written'], to: 'restored' },
-  'hooks-started': { from: ['restored'], to: 'hooks-started' },
-  'hooks-done': { from: ['hooks-started'], to: 'hooks-done' },
-  'bundle-wiped': { from: ['hooks-done'], to: 'bundle-wiped' },
-  committed: { from: ['bundle-wiped'], to: 'committed' },
-  released: { from: ['committed'], to: 'released' },
-  refuse: { from: UNTOUCHED_STAGES, to: 'refused' },
-  fail: { from: TOUCHED_STAGES, to: 'failed' },
-};
+const MOVES: readonly {
+  readonly event: JournalEventType;
+  readonly from: readonly JournalStage[];
+  readonly to: JournalStage;
+}[] = [
+  { event: 'capture-started', from: ['armed', 'capturing'], to: 'capturing' },
+  { event: 'bundle-persisted', from: ['capturing'], to: 'bundle-persisted' },
+  { event: 'write-started', from: ['bundle-persisted'], to: 'writing' },
+  { event: 'write-progress', from: ['writing'], to: 'writing' },
+  { event: 'write-done', from: ['writing'], to: 'written' },
+  { event: 'restored', from: ['written'], to: 'restored' },
+  { event: 'hooks-started', from: ['restored'], to: 'hooks-started' },
+  { event: 'hooks-done', from: ['hooks-started'], to: 'hooks-done' },
+  { event: 'bundle-wiped', from: ['hooks-done'], to: 'bundle-wiped' },
+  { event: 'blocks-released', from: ['bundle-wiped'], to: 'blocks-released' },
+  { event: 'blocks-released', from: ['committed'], to: 'done' },
+  { event: 'committed', from: ['blocks-released'], to: 'done' },
+  { event: 'refuse', from: UNTOUCHED_STAGES, to: 'refused' },
+  { event: 'fail', from: TOUCHED_STAGES, to: 'failed' },
+];
 
-const FINAL_STAGES: readonly JournalStage[] = ['released', 'refused'];
+/** Stages after which nothing is left to attempt (`released`: the previous order's end). */
+export const FINAL_STAGES: readonly JournalStage[] = ['done', 'released', 'refused'];
 
 function isTouched(stage: JournalStage): stage is (typeof TOUCHED_STAGES)[number] {
   return (TOUCHED_STAGES as readonly JournalStage[]).includes(stage);
@@ -155,7 +184,7 @@ function isTouched(stage: JournalStage): stage is (typeof TOUCHED_STAGES)[number
 
 /**
  * The state after `event`, or why the event is illegal in `state` (e.g. `writing` after
- * `committed`). Pure: no clock, no I/O. The result is checked against the schema, so a legal move
+ * `done`). Pure: no clock, no I/O. The result is checked against the schema, so a legal move
  * can never produce a state the journal would refuse to read back.
  */
 export function nextState(state: JournalState, event: JournalEvent): TransitionResult {
@@ -166,7 +195,7 @@ export function nextState(state: JournalState, event: JournalEvent): TransitionR
   if (Date.parse(event.at) < Date.parse(state.updatedAt)) return refuse('its time is before the last update');
   let next: JournalState;
   if (event.type === 'begin-attempt') {
-    if (FINAL_STAGES.includes(state.stage) || state.stage === 'committed') {
+    if (FINAL_STAGES.includes(state.stage)) {
       return refuse('the run is over; nothing is left to attempt');
     }
     // A retry after a failure resumes where it failed; any other attempt resumes at its stage.
@@ -174,9 +203,11 @@ export function nextState(state: JournalState, event: JournalEvent): TransitionR
     next = state.stage === 'failed' && state.failedAt !== undefined ? { ...rest, stage: state.failedAt } : { ...state };
     next.attempt = state.attempt + 1;
   } else {
-    const move = SIMPLE_MOVES[event.type];
-    if (move === undefined || !move.from.includes(state.stage)) {
-      return refuse(`it may only follow ${move === undefined ? 'nothing' : move.from.join(', ')}`);
+    const rows = MOVES.filter((row) => row.event === event.type);
+    const move = rows.find((row) => row.from.includes(state.stage));
+    if (move === undefined) {
+      const from = rows.flatMap((row) => row.from);
+      return refuse(`it may only follow ${from.length === 0 ? 'nothing' : from.join(', ')}`);
     }
     next = { ...state, stage: move.to };
     switch (event.type) {

@@ -280,9 +280,10 @@ export async function protectExtBlocks(
 }
 
 /**
- * Undoes protectExtBlocks after the commit: removes exactly the blocks touching `ranges` from
- * the bad-block list (the ones the filesystem had before stay) with `e2fsck -fy -L`, which
- * frees them. `device` must not be mounted. Idempotent: releasing blocks not on the list
+ * Undoes protectExtBlocks (before the commit, docs/adr/0608): removes exactly the blocks
+ * touching `ranges` from the bad-block list (the ones the filesystem had before stay) with
+ * `e2fsck -fy -L`, which frees them and writes none of them (a shorter list reuses the inode's
+ * indirect blocks). `device` must not be mounted. Idempotent: releasing blocks not on the list
  * rewrites the same list. Returns how many blocks left the list and how many are free now (a
  * block released may at once hold the list's own indirect block: in use, and rightly so).
  *

@@ -9,6 +9,11 @@ export interface RunVmOptions {
   readonly append?: string;
   readonly diskPath: string;
   readonly diskFormat?: 'raw';
+  /**
+   * A blkdebug rules file (QEMU's I/O error injection, docs/devel/testing/blkdebug.rst): the disk
+   * is opened through it, so the guest sees the errors its rules inject.
+   */
+  readonly blkdebugConfigPath?: string;
   /** Default 1024. */
   readonly memoryMiB?: number;
   /** Default 2. */
@@ -60,7 +65,10 @@ export function qemuArguments(options: RunVmOptions): string[] {
     // A guest reboot ends QEMU instead of booting again, so every run ends.
     '-no-reboot',
     '-drive',
-    `file=${options.diskPath.replaceAll(',', ',,')},format=${options.diskFormat ?? 'raw'},if=virtio`,
+    options.blkdebugConfigPath === undefined
+      ? `file=${options.diskPath.replaceAll(',', ',,')},format=${options.diskFormat ?? 'raw'},if=virtio`
+      : // Options rather than "blkdebug:CONFIG:IMAGE", which cannot hold a path with a colon.
+        `if=virtio,format=${options.diskFormat ?? 'raw'},file.driver=blkdebug,file.config=${options.blkdebugConfigPath.replaceAll(',', ',,')},file.image.driver=file,file.image.filename=${options.diskPath.replaceAll(',', ',,')}`,
   ];
   if (options.kernelPath !== undefined) {
     args.push('-kernel', options.kernelPath);

@@ -25,6 +25,27 @@ export const INIT_REIMAGE_PATH = '/reimage/bin/reimage';
 export const DISPATCH_BEGIN = '# --- dispatch: run the plan, act on its exit code ---';
 export const DISPATCH_END = '# --- end of dispatch ---';
 
+/** The armed run's retries by /init after a failure on a touched disk: 1 min, doubling, at most 1 h. */
+export const ARMED_RETRY_FIRST_SECONDS = 60;
+export const ARMED_RETRY_CAP_SECONDS = 3600;
+/** The console log lines shown after each failure of the armed run. */
+export const ARMED_LOG_TAIL_LINES = 40;
+
+/**
+ * The wait before /init's `retry`-th retry of the armed run (1-based): first, doubling, capped.
+ * Pure; /init's `armed_retry_delay_s` computes the same in sh (a test runs both).
+ */
+export function armedRetryDelaySeconds(
+  retry: number,
+  o: { readonly firstSeconds?: number; readonly capSeconds?: number } = {},
+): number {
+  const first = o.firstSeconds ?? ARMED_RETRY_FIRST_SECONDS;
+  const cap = o.capSeconds ?? ARMED_RETRY_CAP_SECONDS;
+  let delaySeconds = first;
+  for (let n = 1; n < retry && delaySeconds < cap; n += 1) delaySeconds *= 2;
+  return Math.min(delaySeconds, cap);
+}
+
 /** Quotes a value for a POSIX shell: single quotes, with each ' written as '\''. */
 export function shellQuote(value: string): string {
   return `'${value.replaceAll("'", `'\\''`)}'`;
@@ -39,7 +60,10 @@ export function shellQuote(value: string): string {
  * found differences), 130 (interrupted), 1 (internal error) or anything else → stop with a
  * message saying what that code means, the log on screen and the shells open. It never exits
  * (PID 1 exiting panics the kernel) and reboots only when the disk is known to be untouched, so a
- * failing machine cannot loop and never boots a half-written disk.
+ * failing machine cannot loop and never boots a half-written disk. The armed run (a recovery boot
+ * of an armed disk) differs in one way: it resumes from its journal, so anything but 0 and 3 is
+ * followed by the log, and the run again after a growing delay (armedRetryDelaySeconds), said on
+ * screen; never a reboot, which would only come back here.
  */
 export function initScript(options: InitScriptOptions): string {
   const timeoutSeconds = options.diskTimeoutSeconds ?? 60;
@@ -57,6 +81,8 @@ LOG=${shellQuote(INIT_CONSOLE_LOG)}
 DISK_TIMEOUT_S=${timeoutSeconds}
 MODULES=${shellQuote(moduleList)}
 REIMAGE=${shellQuote(INIT_REIMAGE_PATH)}
+RETRY_FIRST_S=${ARMED_RETRY_FIRST_SECONDS}
+RETRY_CAP_S=${ARMED_RETRY_CAP_SECONDS}
 
 mount -t proc -o nosuid,nodev,noexec proc /proc
 mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
@@ -92,6 +118,9 @@ exec > /run/reimage/console.fifo 2>&1 < /dev/null
 # Seconds since boot on every line, so a slow step shows in the log.
 say() { echo "reimage-init [$(cut -d' ' -f1 /proc/uptime)]: $*"; }
 say "reimage initramfs on kernel $(uname -r); consoles:$consoles; log $LOG"
+# An armed disk's recovery boot names its refuge on the kernel command line (docs/arm.md).
+ARMED=0
+grep -q 'reimage.refuge=' /proc/cmdline && ARMED=1
 
 # Diagnosis shells on tty2 and tty3 (when this machine has VTs), respawned if they exit.
 for tty in tty2 tty3; do
@@ -129,15 +158,63 @@ reboot_untouched() {
   while :; do sleep 3600; done
 }
 
+# The wait before the armed run's retry number $1: RETRY_FIRST_S, doubling, at most RETRY_CAP_S
+# (armedRetryDelaySeconds in src/initramfs/init-script.ts computes the same).
+armed_retry_delay_s() {
+  delay=$RETRY_FIRST_S
+  n=1
+  while [ "$n" -lt "$1" ] && [ "$delay" -lt "$RETRY_CAP_S" ]; do
+    delay=$((delay * 2))
+    n=$((n + 1))
+  done
+  [ "$delay" -gt "$RETRY_CAP_S" ] && delay=$RETRY_CAP_S
+  echo "$delay"
+}
+
+# The armed run (docs/arm.md): it takes the plan and image from the refuge and goes on from its
+# journal, so running it again is always safe. 0: the plan's finish. 3: it refused before the disk
+# was touched and gave the old LBA 0 back: the old OS boots. Anything else: the disk may be
+# touched and only this path can finish it. A reboot would come back here (LBA 0 still boots the
+# refuge) and loop; staying forever would give up on a fault that may pass. So: the log on every
+# console, the shells open, and the run again after a growing delay, said on screen.
+run_armed() {
+  retries=0
+  while :; do
+    "$REIMAGE" run --armed --disk "$DISK"
+    status=$?
+    say "reimage run --armed exited with $status"
+    case "$status" in
+      ${ExitCode.ok})
+        say "Success: doing the plan's finish ($FINISH)."
+        sync
+        sleep 1
+        if [ "$FINISH" = poweroff ]; then poweroff -f; else reboot -f; fi
+        while :; do sleep 3600; done
+        ;;
+      ${ExitCode.refusedUntouched})
+        reboot_untouched "The armed run refused before the disk was changed (exit $status) and gave the old boot code back."
+        ;;
+    esac
+    retries=$((retries + 1))
+    delay_s=$(armed_retry_delay_s "$retries")
+    at=$(date -u -d "@$(($(date +%s) + delay_s))" +%H:%M:%S 2>/dev/null || echo '?')
+    say "The armed run stopped (exit $status): the disk may be partly rewritten; only this recovery path can finish it, so the machine stays here and does not reboot."
+    say "Last lines of $LOG:"
+    tail -n ${ARMED_LOG_TAIL_LINES} "$LOG" | sed 's/^/  | /'
+    say "Diagnosis shells are open on tty2 and tty3 (Alt+F2, Alt+F3); the full log is $LOG; reimage status --disk $DISK says where the run is."
+    say "Retry $retries of the armed run in $delay_s s (at $at UTC by this machine's clock); it goes on from its journal."
+    sync
+    sleep "$delay_s"
+  done
+}
+
 # Runs the plan and acts on what its exit code means (src/core/exit-codes.ts).
 run_plan() {
-  # An armed disk's recovery boot names its refuge on the command line: the armed run takes the
-  # plan and image from there and resumes from its journal (docs/arm.md).
-  if grep -q 'reimage.refuge=' /proc/cmdline; then
-    "$REIMAGE" run --armed --disk "$DISK"
-  else
-    "$REIMAGE" run --plan "$PLAN"
+  if [ "$ARMED" = 1 ]; then
+    run_armed
+    return
   fi
+  "$REIMAGE" run --plan "$PLAN"
   status=$?
   say "reimage run exited with $status"
   case "$status" in
@@ -176,7 +253,7 @@ ${DISPATCH_END}
 waited_s=0
 # An armed disk's run finds its disk by identity (and waits for it) itself: the plan's device
 # name may be another on this kernel, and a reboot here would only enter the recovery path again.
-grep -q 'reimage.refuge=' /proc/cmdline && DISK_TIMEOUT_S=0
+[ "$ARMED" = 1 ] && DISK_TIMEOUT_S=0
 while [ "$DISK_TIMEOUT_S" -gt 0 ] && [ ! -b "$DISK" ]; do
   if [ "$waited_s" -ge "$DISK_TIMEOUT_S" ]; then
     reboot_untouched "The plan's disk $DISK did not appear within $DISK_TIMEOUT_S s. Block devices seen: $(ls /sys/class/block 2>/dev/null | tr '\\n' ' ')"

@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   decodeMapItem,
   EXT_FILESYSTEMS,
+  FINAL_STAGES,
   type JournalStage,
   type MapItem,
   mountNewPartitionReadWrite,
@@ -42,12 +43,19 @@ import { type Plan, parsePlan } from '../plan/index.ts';
 import { captureBundle, requestsFromPlanPaths } from '../retain/index.ts';
 import { type ArmedDisk, findArmedDisk } from './armed-disk.ts';
 import { ArmedJournal } from './armed-journal.ts';
+import { ARMED_REPORT_PATH, partitionTableSha256 } from './armed-report-path.ts';
 import { restoreStage, runAfterHooks } from './restore-stage.ts';
 import type { RunLog } from './run-log.ts';
 import { unmountAll } from './unmount-all.ts';
-import { markTouched } from './with-retries.ts';
+import { markTouched, withRetries } from './with-retries.ts';
 
 const SECTOR_BYTES = 512;
+/** Attempts of the steps after the capture within one boot, before /init's slower retries take over. */
+const IN_RUN_ATTEMPTS = 3;
+/** 5 s, then 10 s: enough for a path or a controller to come back, short next to /init's minutes. */
+function inRunRetryDelayMs(failedAttempt: number): number {
+  return 5000 * failedAttempt;
+}
 /** Stages before the first destructive write: a refusal there disarms and boots the old OS. */
 const UNTOUCHED: readonly JournalStage[] = ['armed', 'capturing', 'bundle-persisted'];
 
@@ -62,6 +70,8 @@ export interface ArmedRunOptions {
   readonly onProgress?: OnProgress;
   readonly signal?: AbortSignal;
   readonly extraLogFiles?: readonly string[];
+  /** The wait before an in-run retry (default 5 s, then 10 s). */
+  readonly retryDelayMs?: (failedAttempt: number) => number;
 }
 
 /** What an armed run reports, into report.json of the new root like a plain run's. */
@@ -81,6 +91,11 @@ export interface ArmedRunReport {
   readonly entriesRestored: number;
   readonly entriesVerified: number;
   readonly finish: Plan['finish'];
+  /**
+   * SHA-256 of bytes 440–511 of the LBA 0 the commit writes: `status` on the new OS reports
+   * `done` from this report only while LBA 0 holds that table (src/arm/armed-report.ts).
+   */
+  readonly partitionTableSha256: string;
 }
 
 function item(header: RefugeHeader, name: RefugeHeaderItem['name']): RefugeHeaderItem {
@@ -112,7 +127,7 @@ export function rangesWithin(ranges: readonly ByteRange[], startBytes: number, s
  * The armed run, from the recovery initramfs: finds the disk and refuge from the command line,
  * trusts nothing whose digest does not match the journal, and goes on from the journal's stage —
  * capture and persist the bundle, write the mapped ranges with durable progress, restore through
- * the new partitions at their offsets, wipe the bundle, commit LBA 0, release. Every step is
+ * the new partitions at their offsets, wipe the bundle, release the refuge's blocks, commit LBA 0. Every step is
  * recorded before it is acted on and is idempotent, so a power cut anywhere resumes here on the
  * next boot and ends as an uncut run would. A refusal before the first destructive write
  * disarms (the old LBA 0 back) and the old OS boots.
@@ -134,10 +149,10 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
       await disarmAfterRefusal(disk, found, journal, log);
       throw refusedError(journal.state.reason?.message ?? 'an earlier boot refused');
     }
-    if (resumedFrom === 'released') {
+    if (resumedFrom === 'done' || resumedFrom === 'released') {
       throw new ReimageError(
         'REIMAGE_ARMED_RUN_CANNOT_START',
-        `The armed run on ${found.device} is over (stage released), yet this boot came through the recovery path: LBA 0 is not the new image's. Nothing was changed; the machine stays here for a look (reimage status from a rescue system).`,
+        `The armed run on ${found.device} is over (stage ${resumedFrom}), yet this boot came through the recovery path: LBA 0 is not the new image's. Nothing was changed; the machine stays here for a look (reimage status from a rescue system).`,
         { evidence: { stage: resumedFrom }, targetState: 'unknown' },
       );
     }
@@ -148,11 +163,33 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
       const map = decodeMapItem(await readItemRaw(disk, item(found.header, 'map')));
       const context: RunContext = { o, found, disk, journal, plan, map, onProgress };
       const bundlePath = await ensureBundlePersisted(context);
-      const bytesWritten = await ensureWritten(context);
-      const restored = await ensureRestored(context, bundlePath, { startedAt, resumedFrom, bytesWritten });
-      await ensureBundleWiped(context);
-      await ensureCommitted(context);
-      await ensureReleased(context);
+      let bytesWritten = 0;
+      // Every step from here on goes on from the journal's stage, so a failed attempt is simply
+      // run again: a transient fault (an I/O error that passes) costs seconds, not a reboot.
+      // What still fails goes to /init, which retries after a growing delay (docs/arm.md).
+      const { value: restored } = await withRetries({
+        stage: 'armed run',
+        maxAttempts: IN_RUN_ATTEMPTS,
+        log,
+        signal: o.signal,
+        failureCode: 'REIMAGE_ARMED_RUN_FAILED',
+        failureWhat: 'The armed run failed',
+        retryDelayMs: o.retryDelayMs ?? inRunRetryDelayMs,
+        attempt: async (attempt) => {
+          if (attempt > 1)
+            log.info(
+              `armed run: going on from stage ${journal.state.stage} (attempt ${attempt} of ${IN_RUN_ATTEMPTS} in this boot)`,
+            );
+          bytesWritten += await ensureWritten(context);
+          const report = await ensureRestored(context, bundlePath, { startedAt, resumedFrom, bytesWritten });
+          await ensureBundleWiped(context);
+          // The release comes before the commit (docs/adr/0608-release-before-commit.md): the
+          // commit is the run's last disk step, so no cut can leave the refuge's blocks listed as bad.
+          await ensureReleased(context);
+          await ensureCommitted(context);
+          return report;
+        },
+      });
       log.info(
         `reimage complete (armed run) in ${((Date.now() - startedAt.getTime()) / 1000).toFixed(1)} s; finish: ${plan.finish}`,
       );
@@ -379,6 +416,7 @@ async function ensureRestored(
     entriesRestored: restored,
     entriesVerified: verified,
     finish: plan.finish,
+    partitionTableSha256: partitionTableSha256(Buffer.from(map.firstSector, 'base64')),
   });
   if (!['written', 'restored', 'hooks-started'].includes(journal.state.stage)) return report(0, 0);
   o.log.info('step 3/6 restore: the new partitions at their offsets, the refuge kept safe in them');
@@ -452,6 +490,9 @@ async function ensureRestored(
     const logsDir = join(newRoot, plan.restore.logs);
     await mkdir(logsDir, { recursive: true });
     await writeFile(join(logsDir, 'report.json'), `${JSON.stringify(final, null, 2)}\n`);
+    // A copy where `status` on the new OS finds it without the plan (armed-report-path.ts).
+    await mkdir(dirname(join(newRoot, ARMED_REPORT_PATH)), { recursive: true });
+    await writeFile(join(newRoot, ARMED_REPORT_PATH), `${JSON.stringify(final, null, 2)}\n`);
     for (const file of [o.log.file, ...(o.extraLogFiles ?? [])]) {
       await writeFile(join(logsDir, file.split('/').at(-1) ?? 'log'), await readFile(file)).catch(() => undefined);
     }
@@ -479,31 +520,57 @@ async function ensureBundleWiped(c: RunContext): Promise<void> {
   await c.journal.record({ type: 'bundle-wiped' });
 }
 
-/** Step 5: the commit — the new image's LBA 0, one sector, flushed. */
-async function ensureCommitted(c: RunContext): Promise<void> {
-  if (c.journal.state.stage !== 'bundle-wiped') return;
-  c.o.log.info('step 5/6 commit: the new LBA 0');
-  const target = await inspectTarget(c.found.device);
-  await commitFirstSector(target, Buffer.from(c.map.firstSector, 'base64'), { log: c.o.log });
-  await c.journal.record({ type: 'committed' });
-}
-
-/** Step 6: the refuge's blocks inside new ext partitions are given back to them. */
+/**
+ * Step 5: the refuge's blocks inside new ext partitions are given back to them (off the bad-block
+ * lists). Before the commit: from `hooks-done` on nothing mounts a new partition again, so nothing
+ * can allocate those blocks until the new OS runs, and a cut before the commit boots the recovery
+ * path from the refuge, still intact, and only commits. `e2fsck -L` with a shorter list writes no
+ * block it frees (it reuses the list's old indirect blocks), so the refuge is not written; its
+ * digests are checked again all the same. A journal of the previous order at `committed` (commit
+ * before release) owes only this step, which then ends the run.
+ */
 async function ensureReleased(c: RunContext): Promise<void> {
-  if (c.journal.state.stage !== 'committed') return;
-  c.o.log.info("step 6/6 release: the refuge's blocks go back to the new filesystems");
+  const { stage } = c.journal.state;
+  if (stage !== 'bundle-wiped' && stage !== 'committed') return;
+  c.o.log.info(
+    stage === 'committed'
+      ? "step 5/6 release: the refuge's blocks go back to the new filesystems (owed by a commit of the previous order)"
+      : "step 5/6 release: the refuge's blocks go back to the new filesystems",
+  );
   const loops = await attachNewPartitions(c);
   try {
     for (const [number, loop] of loops) {
       const inside = refugeRangesIn(c, number);
       if (inside.length === 0) continue;
       if (!EXT_FILESYSTEMS.has((await probeFilesystem(loop.device)).TYPE ?? '')) continue;
-      await releaseExtBlocks(loop.device, inside);
+      const released = await releaseExtBlocks(loop.device, inside);
+      c.o.log.info(`partition ${number}: ${released.blocks} refuge blocks off the bad-block list`);
     }
   } finally {
     for (const loop of loops.values()) await loop.detach();
   }
-  await c.journal.record({ type: 'released' });
+  // e2fsck wrote through loop devices: their writes reach the disk before the journal says so.
+  await runCommand('sync', []);
+  if (stage === 'bundle-wiped') {
+    // The refuge must still boot the recovery path until the commit. Were it damaged, stopping
+    // here would leave a disk whose next boot loads it: the commit, one sector away, is the
+    // lesser harm, so a damage is said, not acted on.
+    await checkRefugeDigests(c.disk, c.found.header, c.found.headerBytes, c.journal, c.o.log).catch((error: unknown) =>
+      c.o.log.warn(
+        `after the release, ${error instanceof Error ? error.message : String(error)} Committing at once: the new OS is complete.`,
+      ),
+    );
+  }
+  await c.journal.record({ type: 'blocks-released' });
+}
+
+/** Step 6: the commit — the new image's LBA 0, one sector, flushed: the run's last disk step. */
+async function ensureCommitted(c: RunContext): Promise<void> {
+  if (c.journal.state.stage !== 'blocks-released') return;
+  c.o.log.info('step 6/6 commit: the new LBA 0');
+  const target = await inspectTarget(c.found.device);
+  await commitFirstSector(target, Buffer.from(c.map.firstSector, 'base64'), { log: c.o.log });
+  await c.journal.record({ type: 'committed' });
 }
 
 /**
@@ -528,7 +595,7 @@ async function recordEnd(
     return;
   }
   try {
-    if (journal.state.stage !== 'failed' && journal.state.stage !== 'committed' && journal.state.stage !== 'released') {
+    if (journal.state.stage !== 'failed' && !FINAL_STAGES.includes(journal.state.stage)) {
       await journal.record({ type: 'fail', reason });
       log.warn(`failed at stage ${journal.state.failedAt ?? '?'} (${reason.code}); the next boot resumes there`);
     }

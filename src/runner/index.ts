@@ -1,3 +1,4 @@
+export { ARMED_REPORT_PATH, partitionTableSha256 } from './armed-report-path.ts';
 export { type ArmedRunReport, runArmed } from './armed-run.ts';
 export { RUN_SCRATCH_FILES } from './capture-stage.ts';
 export { Journal, type JournalRecord, type StageName } from './journal.ts';

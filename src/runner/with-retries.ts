@@ -1,8 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ErrorCode } from '../core/error-codes.ts';
 import { isAbortError } from '../core/exit-codes.ts';
 import type { Logger } from '../core/logger.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
-import type { Journal, StageName } from './journal.ts';
+import type { StageName } from './journal.ts';
 
 /** Marks anything thrown after the disk started to change, so the exit code says so. */
 export function markTouched(error: unknown, code: ErrorCode, what: string): ReimageError {
@@ -18,7 +19,7 @@ export function markTouched(error: unknown, code: ErrorCode, what: string): Reim
  * writer's REIMAGE_WRITE_ABORTED knows whether it touched the target), and otherwise says the
  * run was interrupted, with what the runner knows of the disk.
  */
-function interrupted(error: unknown, stage: StageName, touchedBefore: boolean): ReimageError {
+function interrupted(error: unknown, stage: string, touchedBefore: boolean): ReimageError {
   if (isReimageError(error) && error.code === 'REIMAGE_WRITE_ABORTED') {
     return touchedBefore ? error.withTargetTouched() : error;
   }
@@ -41,9 +42,15 @@ function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
 }
 
+/** Where withRetries notes each attempt before it acts: the plain run's journal, or nothing. */
+export interface AttemptJournal<S extends string> {
+  record(stage: S, event: 'start' | 'done' | 'failed', attempt: number, detail?: string): void;
+}
+
 /**
  * Runs a stage that changes the disk, up to `maxAttempts` times, journaling each attempt before
- * it acts. The policy, in order:
+ * it acts (when given a journal: the armed run's steps keep theirs on the disk and resume from
+ * it). The policy, in order:
  * - an abort (Ctrl-C, SIGTERM, the caller's signal) stops at once: no further attempt starts;
  * - with `refusalsAreFinal`, a refusal raised before the first byte ever changed
  *   (`targetTouched` false on the first attempt: target mounted, too small) is rethrown at once
@@ -53,10 +60,10 @@ function isAborted(signal: AbortSignal | undefined): boolean {
  * - anything else (transient errors, and errors that are not ours) is retried.
  * Once any attempt may have touched the disk, every later error is marked touched, whatever it says.
  */
-export async function withRetries<T>(o: {
-  stage: StageName;
+export async function withRetries<T, S extends string = StageName>(o: {
+  stage: S;
   maxAttempts: number;
-  journal: Journal;
+  journal?: AttemptJournal<S> | undefined;
   log: Logger;
   signal: AbortSignal | undefined;
   failureCode: ErrorCode;
@@ -64,19 +71,21 @@ export async function withRetries<T>(o: {
   attempt: (attempt: number) => Promise<T>;
   afterFailure?: () => Promise<void>;
   refusalsAreFinal?: boolean;
+  /** How long to wait before attempt n+1 after attempt n failed (default: at once). A transient fault may pass. */
+  retryDelayMs?: (failedAttempt: number) => number;
 }): Promise<{ value: T; attempts: number }> {
   let touchedBefore = false;
   for (let attempt = 1; ; attempt += 1) {
     // Later attempts need no check here: the catch below stops the loop on an abort.
     if (attempt === 1 && o.signal !== undefined && isAborted(o.signal))
       throw interrupted(o.signal.reason, o.stage, false);
-    o.journal.record(o.stage, 'start', attempt);
+    o.journal?.record(o.stage, 'start', attempt);
     try {
       const value = await o.attempt(attempt);
-      o.journal.record(o.stage, 'done', attempt);
+      o.journal?.record(o.stage, 'done', attempt);
       return { value, attempts: attempt };
     } catch (error) {
-      o.journal.record(o.stage, 'failed', attempt, isReimageError(error) ? error.code : String(error));
+      o.journal?.record(o.stage, 'failed', attempt, isReimageError(error) ? error.code : String(error));
       await o.afterFailure?.();
       if (isAborted(o.signal) || isAbortError(error)) throw interrupted(error, o.stage, touchedBefore);
       const refusal = isReimageError(error) && !error.targetTouched;
@@ -89,6 +98,17 @@ export async function withRetries<T>(o: {
         throw marked;
       }
       if (attempt >= o.maxAttempts) throw marked;
+      const delayMs = o.retryDelayMs?.(attempt) ?? 0;
+      if (delayMs > 0) {
+        o.log.warn(
+          `${o.stage}: trying again in ${(delayMs / 1000).toFixed(0)} s (attempt ${attempt + 1} of ${o.maxAttempts})`,
+        );
+        try {
+          await sleep(delayMs, undefined, o.signal === undefined ? {} : { signal: o.signal });
+        } catch (aborted) {
+          throw interrupted(aborted, o.stage, true);
+        }
+      }
     }
   }
 }

@@ -195,8 +195,9 @@ const statusSpec: CommandSpec = {
   command: 'status',
   summary: 'say whether a disk is armed, and where its armed run is',
   description: `Reads LBA 0, the refuge's header and journal, and every refuge item's digest, raw, and
-prints: not-armed, armed, running (stage, attempt), refused (why), failed (why) or damaged (an arm
-something has overwritten: never trust it). Changes nothing. --json prints the documented,
+prints: not-armed, armed, running (stage, attempt), refused (why), failed (why), damaged (an arm
+something has overwritten: never trust it) or done (on the new OS: from the armed run's report at
+/var/lib/reimage/armed-report.json, while LBA 0 holds the table its commit wrote). Changes nothing. --json prints the documented,
 versioned shape (docs/arm.md).`,
   positionals: [],
   options: [

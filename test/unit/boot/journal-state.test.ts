@@ -27,11 +27,12 @@ function reach(stage: JournalStage): JournalState {
     { type: 'hooks-started', at: T0 },
     { type: 'hooks-done', at: T0 },
     { type: 'bundle-wiped', at: T0 },
+    { type: 'blocks-released', at: T0 },
     { type: 'committed', at: T0 },
-    { type: 'released', at: T0 },
   ];
   let state = initialJournalState(T0, { image: DIGEST });
   if (stage === 'refused') return step(state, { type: 'refuse', at: T0, reason: REASON });
+  if (stage === 'committed' || stage === 'released') return previousOrder(stage);
   if (stage === 'failed') {
     for (const event of path.slice(0, 4)) state = step(state, event);
     return step(state, { type: 'fail', at: T0, reason: REASON });
@@ -44,6 +45,15 @@ function reach(stage: JournalStage): JournalState {
   }
   assert.equal(state.stage, stage);
   return state;
+}
+
+/**
+ * A journal the previous order (commit, then release) wrote: the state machine no longer enters
+ * these stages, so they are built as that code left them, and checked against the schema.
+ */
+function previousOrder(stage: 'committed' | 'released'): JournalState {
+  const { bundleSha256: _wiped, ...wiped } = reach('bundle-wiped');
+  return journalStateSchema.parse({ ...wiped, stage });
 }
 
 function step(state: JournalState, event: JournalEvent): JournalState {
@@ -63,8 +73,8 @@ const EVENTS: Readonly<Record<JournalEvent['type'], JournalEvent>> = {
   'hooks-started': { type: 'hooks-started', at: T1 },
   'hooks-done': { type: 'hooks-done', at: T1 },
   'bundle-wiped': { type: 'bundle-wiped', at: T1 },
+  'blocks-released': { type: 'blocks-released', at: T1 },
   committed: { type: 'committed', at: T1 },
-  released: { type: 'released', at: T1 },
   refuse: { type: 'refuse', at: T1, reason: REASON },
   fail: { type: 'fail', at: T1, reason: REASON },
 };
@@ -87,10 +97,15 @@ const LEGAL: Readonly<Record<JournalStage, Partial<Record<JournalEvent['type'], 
   restored: { 'begin-attempt': 'restored', 'hooks-started': 'hooks-started', fail: 'failed' },
   'hooks-started': { 'begin-attempt': 'hooks-started', 'hooks-done': 'hooks-done', fail: 'failed' },
   'hooks-done': { 'begin-attempt': 'hooks-done', 'bundle-wiped': 'bundle-wiped', fail: 'failed' },
-  'bundle-wiped': { 'begin-attempt': 'bundle-wiped', committed: 'committed', fail: 'failed' },
-  committed: { released: 'released' },
-  released: {},
+  // The release comes before the commit: the commit is the run's last disk step.
+  'bundle-wiped': { 'begin-attempt': 'bundle-wiped', 'blocks-released': 'blocks-released', fail: 'failed' },
+  'blocks-released': { 'begin-attempt': 'blocks-released', committed: 'done', fail: 'failed' },
+  done: {},
   refused: {},
+  // The previous order's journals: a commit without its release still owes the release, which
+  // ends the run; `released` was that order's end.
+  committed: { 'begin-attempt': 'committed', 'blocks-released': 'done', fail: 'failed' },
+  released: {},
   // A retry resumes where it failed (reach('failed') failed in `writing`).
   failed: { 'begin-attempt': 'writing' },
 };
@@ -156,6 +171,38 @@ describe('journal state: what each move records', () => {
   it('refuses a move whose result breaks the schema (a malformed digest)', () => {
     const result = nextState(reach('capturing'), { type: 'bundle-persisted', at: T1, bundleSha256: 'nope' });
     assert.ok(!result.ok && /breaks the schema/.test(result.reason));
+  });
+
+  it('releases before it commits: the commit is the last move, and a failed commit resumes at the commit', () => {
+    const wiped = reach('bundle-wiped');
+    const early = nextState(wiped, EVENTS.committed);
+    assert.ok(!early.ok && /may only follow blocks-released/.test(early.reason));
+    const released = step(wiped, EVENTS['blocks-released']);
+    const failed = step(released, EVENTS.fail);
+    assert.equal(failed.failedAt, 'blocks-released');
+    const retried = step(failed, { type: 'begin-attempt', at: T1 });
+    assert.equal(retried.stage, 'blocks-released');
+    assert.equal(step(retried, EVENTS.committed).stage, 'done');
+  });
+
+  it("reads the previous order's journals as that code wrote them, and owes a bare commit its release", () => {
+    // Literally what the previous order recorded after its commit (stage committed, no release).
+    const written = {
+      stage: 'committed',
+      attempt: 1,
+      refugeSha256: { header: DIGEST, image: DIGEST },
+      write: { durableBytes: 100, totalBytes: 100 },
+      armedAt: T0,
+      updatedAt: T0,
+    };
+    const committed = journalStateSchema.parse(written);
+    const resumed = step(committed, { type: 'begin-attempt', at: T1 });
+    assert.equal(resumed.stage, 'committed', 'a resume of it is allowed: the release is owed');
+    assert.equal(step(resumed, EVENTS['blocks-released']).stage, 'done');
+    const again = nextState(committed, EVENTS.committed);
+    assert.ok(!again.ok, 'never committed twice');
+    const over = journalStateSchema.parse({ ...written, stage: 'released' });
+    assert.ok(!nextState(over, { type: 'begin-attempt', at: T1 }).ok, "the previous order's end is final");
   });
 
   it('never mutates the state it is given', () => {

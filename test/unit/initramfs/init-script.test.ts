@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { ExitCode } from '../../../src/core/exit-codes.ts';
-import { DISPATCH_BEGIN, DISPATCH_END, initScript, shellQuote } from '../../../src/initramfs/init-script.ts';
+import {
+  ARMED_RETRY_CAP_SECONDS,
+  armedRetryDelaySeconds,
+  DISPATCH_BEGIN,
+  DISPATCH_END,
+  initScript,
+  shellQuote,
+} from '../../../src/initramfs/init-script.ts';
 
 const RUNNER = 'run --plan /etc/reimage/plan.yaml';
 const STAYS = ['sleep 3600', 'stays'];
@@ -10,23 +17,32 @@ const RUN_LOG = '/run/reimage/console.log';
 
 /**
  * Runs the dispatch part of the generated /init under busybox sh, with the header's baked-in
- * variables, and with functions standing in for the runner (exiting with `status`), reboot,
- * poweroff, sync, sleep and tail, each recording its call. `sleep 3600` (the endless wait that
- * keeps PID 1 alive) records "stays" and ends the shell. The shell runs as nobody when the test
- * runs as root, so that even a stub that failed to shadow the real reboot could not reboot.
+ * variables, and with functions standing in for the runner (exiting with each of `statuses` in
+ * turn; when they run out, the shell ends with "out of statuses"), reboot, poweroff, sync, sleep
+ * and tail, each recording its call. `sleep 3600` (the endless wait that keeps PID 1 alive)
+ * records "stays" and ends the shell. `armed` is what /init learns from the kernel command line.
+ * The shell runs as nobody when the test runs as root, so that even a stub that failed to shadow
+ * the real reboot could not reboot.
  */
-function dispatch(finish: 'reboot' | 'poweroff', status: number): { calls: string[]; said: string[] } {
+function dispatchRun(
+  finish: 'reboot' | 'poweroff',
+  statuses: readonly number[],
+  armed = false,
+): { calls: string[]; said: string[] } {
   const script = initScript({ disk: '/dev/vda', finish, modules: ['virtio_blk'] });
   const begin = script.indexOf(DISPATCH_BEGIN);
   const end = script.indexOf(DISPATCH_END);
   assert.ok(begin > 0 && end > begin, 'the script has a dispatch part');
-  const header = script.split('\n').filter((line) => /^(FINISH|PLAN|LOG|REIMAGE)=/.test(line));
-  assert.equal(header.length, 4, 'FINISH, PLAN, LOG and REIMAGE are baked in');
+  const header = script
+    .split('\n')
+    .filter((line) => /^(DISK|FINISH|PLAN|LOG|REIMAGE|RETRY_FIRST_S|RETRY_CAP_S)=/.test(line));
+  assert.equal(header.length, 7, 'DISK, FINISH, PLAN, LOG, REIMAGE and the retry delays are baked in');
   const harness = [
     ...header,
+    `ARMED=${armed ? 1 : 0}`,
     'call() { echo "$*" >&2; }',
     'say() { echo "$*"; }',
-    'reimage_stub() { call "runner $*"; return "$STUB_STATUS"; }',
+    'reimage_stub() { call "runner $*"; set -- $STUB_STATUSES; if [ $# -eq 0 ]; then call "out of statuses"; exit 0; fi; s=$1; shift; STUB_STATUSES="$*"; return "$s"; }',
     'reboot() { call "reboot $*"; }',
     'poweroff() { call "poweroff $*"; }',
     'sync() { call sync; }',
@@ -40,7 +56,7 @@ function dispatch(finish: 'reboot' | 'poweroff', status: number): { calls: strin
   const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
   const run = spawnSync('busybox', ['sh', '-c', harness], {
     encoding: 'utf8',
-    env: { PATH: '/usr/bin:/bin', STUB_STATUS: String(status) },
+    env: { PATH: '/usr/bin:/bin', STUB_STATUSES: statuses.join(' ') },
     ...asNobody,
     // A guard against a stub that fails to end the endless wait, not a timing assertion.
     timeout: 20_000,
@@ -49,6 +65,10 @@ function dispatch(finish: 'reboot' | 'poweroff', status: number): { calls: strin
   assert.equal(run.status, 0, `the dispatch ran to its end: ${run.stderr}`);
   const lines = (text: string): string[] => text.split('\n').filter((line) => line !== '');
   return { calls: lines(run.stderr), said: lines(run.stdout) };
+}
+
+function dispatch(finish: 'reboot' | 'poweroff', status: number): { calls: string[]; said: string[] } {
+  return dispatchRun(finish, [status]);
 }
 
 describe('/init dispatch (busybox sh, stub commands)', () => {
@@ -109,6 +129,103 @@ describe('/init dispatch (busybox sh, stub commands)', () => {
       }
     }
     assert.equal(messages.size, 5, 'one message per meaning (127 and 137 share "unknown")');
+  });
+});
+
+const ARMED_RUNNER = 'run --armed --disk /dev/vda';
+/** What /init does after a failed armed run: the console log's tail shown, flushed, then the wait. */
+const waitsThenRetries = (delaySeconds: number): string[] => [
+  `tail -n 40 ${RUN_LOG}`,
+  'sync',
+  `sleep ${delaySeconds}`,
+  `runner ${ARMED_RUNNER}`,
+];
+
+describe('/init dispatch of the armed run (busybox sh, stub commands)', () => {
+  it('after a touched failure: the log, the shells, a retry after 1, then 2 min; never a reboot until it succeeds', () => {
+    const { calls, said } = dispatchRun(
+      'poweroff',
+      [ExitCode.failedTouched, ExitCode.failedTouched, ExitCode.ok],
+      true,
+    );
+    assert.deepEqual(calls, [
+      `runner ${ARMED_RUNNER}`,
+      ...waitsThenRetries(60),
+      ...waitsThenRetries(120),
+      'sync',
+      'sleep 1',
+      'poweroff -f',
+      ...STAYS,
+    ]);
+    const retries = said.filter((line) => line.startsWith('Retry '));
+    assert.equal(retries.length, 2);
+    assert.match(
+      retries[0] ?? '',
+      /^Retry 1 of the armed run in 60 s \(at \d\d:\d\d:\d\d UTC by this machine's clock\)/,
+    );
+    assert.match(retries[1] ?? '', /^Retry 2 of the armed run in 120 s /);
+    assert.ok(said.some((line) => /does not reboot/.test(line)));
+    assert.ok(said.some((line) => /Diagnosis shells are open on tty2 and tty3/.test(line)));
+  });
+
+  it('retries on every code but 0 and 3 (2, 1, 5, 130, 137 too: a reboot would only come back here)', () => {
+    const failures = [ExitCode.invalidInput, ExitCode.internal, ExitCode.verifyMismatch, ExitCode.interrupted, 137];
+    const { calls } = dispatchRun('reboot', failures, true);
+    assert.ok(!calls.some((call) => /^(reboot|poweroff)/.test(call)), calls.join('\n'));
+    assert.deepEqual(
+      calls.filter((call) => call.startsWith('sleep')),
+      ['sleep 60', 'sleep 120', 'sleep 240', 'sleep 480', 'sleep 960'],
+    );
+    assert.equal(calls.at(-1), 'out of statuses');
+  });
+
+  it('reboots into the old OS on 3: the armed run refused and gave the old boot code back', () => {
+    const { calls, said } = dispatchRun('poweroff', [ExitCode.refusedUntouched], true);
+    assert.deepEqual(calls, [`runner ${ARMED_RUNNER}`, 'sync', 'sleep 2', 'reboot -f', ...STAYS]);
+    assert.ok(said.some((line) => /refused before the disk was changed \(exit 3\)/.test(line)));
+  });
+});
+
+describe('armedRetryDelaySeconds (the wait before /init retries the armed run)', () => {
+  it('is 1 min, doubling, capped at 1 h', () => {
+    const table: [number, number][] = [
+      [1, 60],
+      [2, 120],
+      [3, 240],
+      [6, 1920],
+      [7, ARMED_RETRY_CAP_SECONDS],
+      [8, 3600],
+      [1000, 3600],
+    ];
+    for (const [retry, seconds] of table) assert.equal(armedRetryDelaySeconds(retry), seconds, `retry ${retry}`);
+    assert.equal(armedRetryDelaySeconds(3, { firstSeconds: 7, capSeconds: 20 }), 20);
+  });
+
+  it("matches /init's armed_retry_delay_s, computed by busybox sh", () => {
+    const script = initScript({ disk: '/dev/vda', finish: 'reboot', modules: [] });
+    const fn = /\narmed_retry_delay_s\(\) \{\n[\s\S]*?\n\}\n/.exec(script)?.[0];
+    assert.ok(fn, 'the script defines armed_retry_delay_s');
+    for (const [first, cap] of [
+      [60, 3600],
+      [7, 20],
+      [5, 5],
+    ] as const) {
+      const retries = Array.from({ length: 14 }, (_, i) => i + 1);
+      const run: SpawnSyncReturns<string> = spawnSync(
+        'busybox',
+        [
+          'sh',
+          '-c',
+          `RETRY_FIRST_S=${first} RETRY_CAP_S=${cap}\n${fn}\nfor n in ${retries.join(' ')}; do armed_retry_delay_s $n; done`,
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.deepEqual(
+        run.stdout.trim().split('\n').map(Number),
+        retries.map((retry) => armedRetryDelaySeconds(retry, { firstSeconds: first, capSeconds: cap })),
+        `first ${first}, cap ${cap}`,
+      );
+    }
   });
 });
 

@@ -213,4 +213,54 @@ describe('withRetries (the runner failure policy)', () => {
     assert.equal(calls, 0);
     assert.deepEqual(attempts(journal), []);
   });
+
+  it('waits retryDelayMs before each retry, and needs no journal (the armed run keeps its own on the disk)', async () => {
+    const log = memoryLogger();
+    const asked: number[] = [];
+    let calls = 0;
+    const result = await withRetries({
+      stage: 'armed run',
+      maxAttempts: 3,
+      log,
+      signal: undefined,
+      failureCode: 'REIMAGE_ARMED_RUN_FAILED',
+      failureWhat: 'x',
+      retryDelayMs: (failedAttempt) => {
+        asked.push(failedAttempt);
+        return 1;
+      },
+      attempt: async () => {
+        calls += 1;
+        if (calls < 3) throw new ReimageError('REIMAGE_TARGET_WRITE_FAILED', 'EIO', { targetTouched: true });
+        return 'done';
+      },
+    });
+    assert.deepEqual(result, { value: 'done', attempts: 3 });
+    assert.deepEqual(asked, [1, 2], 'asked after each failed attempt, not after the last');
+    assert.ok(log.lines.some((line) => /armed run: trying again in 0 s \(attempt 2 of 3\)/.test(line)));
+  });
+
+  it('an abort during the wait stops at once, interrupted and touched', async () => {
+    const controller = new AbortController();
+    let calls = 0;
+    await assert.rejects(
+      withRetries({
+        stage: 'armed run',
+        maxAttempts: 3,
+        log: memoryLogger(),
+        signal: controller.signal,
+        failureCode: 'REIMAGE_ARMED_RUN_FAILED',
+        failureWhat: 'x',
+        retryDelayMs: () => 60_000,
+        attempt: async () => {
+          calls += 1;
+          setImmediate(() => controller.abort());
+          throw new ReimageError('REIMAGE_TARGET_WRITE_FAILED', 'EIO', { targetTouched: true });
+        },
+      }),
+      (error: unknown) =>
+        error instanceof ReimageError && error.code === 'REIMAGE_RUN_INTERRUPTED' && error.targetState === 'changed',
+    );
+    assert.equal(calls, 1);
+  });
 });
