@@ -131,7 +131,7 @@ describe('journal slot: each kind of damage is named', () => {
     ['payload not JSON', () => withPayload('{"stage":'), 'json-invalid'],
     ['payload not UTF-8', () => reseal(withPayload('"ab"').fill(0xff, 41, 43)), 'json-invalid'],
     ['payload JSON of the wrong shape', () => withPayload('[1,2,3]'), 'schema-invalid'],
-    ['unknown stage', () => withPayload(JSON.stringify({ ...STATE, stage: 'done' })), 'schema-invalid'],
+    ['unknown stage', () => withPayload(JSON.stringify({ ...STATE, stage: 'finished' })), 'schema-invalid'],
     ['extra key', () => withPayload(JSON.stringify({ ...STATE, extra: 1 })), 'schema-invalid'],
     [
       'a __proto__ key',
