@@ -54,7 +54,7 @@ async function partitionStartBytes(diskPath: string, partitionNumber: number): P
     const partition = table.partitions.find((p) => p.number === partitionNumber);
     if (partition === undefined) {
       throw new ReimageError(
-        'REIMAGE_DEMO_LAYOUT',
+        'REIMAGE_DEMO_RETAINED_BYTES_UNREADABLE',
         `${diskPath} has no partition ${partitionNumber}. Pass the old root's partition number.`,
         {
           evidence: {
@@ -87,9 +87,13 @@ export async function extFileDiskRanges(
   const blockBytes = Number(/^Block size:\s+(\d+)/m.exec(stats)?.[1]);
   const { stdout } = await runCommand('debugfs', ['-R', `blocks "${path}"`, device], { signal });
   if (!Number.isSafeInteger(blockBytes) || blockBytes <= 0 || /File not found/.test(stdout)) {
-    throw new ReimageError('REIMAGE_DEMO_LAYOUT', `debugfs cannot read the blocks of ${path} in ${device}.`, {
-      evidence: { path: device, expected: path, actual: stdout.slice(0, 200) },
-    });
+    throw new ReimageError(
+      'REIMAGE_DEMO_RETAINED_BYTES_UNREADABLE',
+      `debugfs cannot read the blocks of ${path} in ${device}.`,
+      {
+        evidence: { path: device, expected: path, actual: stdout.slice(0, 200) },
+      },
+    );
   }
   const blocks = stdout.trim().split(/\s+/).filter(Boolean).map(Number);
   return mergeRanges(
@@ -127,7 +131,7 @@ export async function readRetainedSecrets(
     const sizeBytes = Number(/Size:\s+(\d+)/.exec(stdout)?.[1]);
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
       throw new ReimageError(
-        'REIMAGE_DEMO_LAYOUT',
+        'REIMAGE_DEMO_RETAINED_BYTES_UNREADABLE',
         `${path} on partition ${partitionNumber} of ${diskPath} is empty or unreadable.`,
         {
           evidence: { path: diskPath, expected: path, actual: stdout.slice(0, 200) },
@@ -227,9 +231,13 @@ export async function readArmedMap(diskPath: string): Promise<MapItem> {
     const found = await findArm(disk);
     const mapItem = found.kind === 'armed' ? found.header.items.find((item) => item.name === 'map') : undefined;
     if (mapItem === undefined) {
-      throw new ReimageError('REIMAGE_DEMO_LAYOUT', `${diskPath} holds no armed refuge with a map: arm it first.`, {
-        evidence: { path: diskPath, expected: 'armed', actual: found.kind === 'armed' ? 'no map item' : found.why },
-      });
+      throw new ReimageError(
+        'REIMAGE_DEMO_RETAINED_BYTES_UNREADABLE',
+        `${diskPath} holds no armed refuge with a map: arm it first.`,
+        {
+          evidence: { path: diskPath, expected: 'armed', actual: found.kind === 'armed' ? 'no map item' : found.why },
+        },
+      );
     }
     return decodeMapItem(await readItemRaw(disk, mapItem));
   } finally {
@@ -250,12 +258,16 @@ export async function checkRetainedBytes(o: {
 }): Promise<RetainedBytesVerdict> {
   const root = o.map.partitions.find((p) => p.number === o.newRootPartition);
   if (root === undefined) {
-    throw new ReimageError('REIMAGE_DEMO_LAYOUT', `The new image has no partition ${o.newRootPartition}.`, {
-      evidence: {
-        expected: `partition ${o.newRootPartition}`,
-        actual: o.map.partitions.map((p) => p.number).join(','),
+    throw new ReimageError(
+      'REIMAGE_DEMO_RETAINED_BYTES_UNREADABLE',
+      `The new image has no partition ${o.newRootPartition}.`,
+      {
+        evidence: {
+          expected: `partition ${o.newRootPartition}`,
+          actual: o.map.partitions.map((p) => p.number).join(','),
+        },
       },
-    });
+    );
   }
   const restored = new Map<string, ByteRange[]>();
   for (const secret of o.secrets) {
