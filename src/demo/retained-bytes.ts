@@ -85,13 +85,14 @@ export async function extFileDiskRanges(
   const device = extAt(diskPath, startBytes);
   const { stdout: stats } = await runCommand('debugfs', ['-R', 'stats', device], { signal });
   const blockBytes = Number(/^Block size:\s+(\d+)/m.exec(stats)?.[1]);
-  const { stdout } = await runCommand('debugfs', ['-R', `blocks "${path}"`, device], { signal });
-  if (!Number.isSafeInteger(blockBytes) || blockBytes <= 0 || /File not found/.test(stdout)) {
+  // debugfs exits 0 when the file is missing and says so on stderr only.
+  const { stdout, stderr } = await runCommand('debugfs', ['-R', `blocks "${path}"`, device], { signal });
+  if (!Number.isSafeInteger(blockBytes) || blockBytes <= 0 || /File not found|Bad magic|Invalid/.test(stderr)) {
     throw new ReimageError(
       'REIMAGE_DEMO_RETAINED_BYTES_UNREADABLE',
-      `debugfs cannot read the blocks of ${path} in ${device}.`,
+      `debugfs cannot read the blocks of ${path} in ${device}: check that the file exists there and that the partition is the one holding it.`,
       {
-        evidence: { path: device, expected: path, actual: stdout.slice(0, 200) },
+        evidence: { path: device, expected: path, actual: stderr.trim().split('\n').at(-1)?.slice(0, 200) ?? '' },
       },
     );
   }

@@ -122,6 +122,13 @@ describe('retained bytes on a raw disk', () => {
     assert.match(describeStrayBytes(verdict), new RegExp(`ssh_host_ed25519_key at byte ${strayAt}`));
   });
 
+  it('refuses a key the old filesystem does not hold, naming it', async () => {
+    await assert.rejects(readRetainedSecrets(pristine, 2, ['/etc/ssh/ssh_host_dsa_key']), {
+      code: 'REIMAGE_DEMO_RETAINED_BYTES_UNREADABLE',
+      message: /ssh_host_dsa_key/,
+    });
+  });
+
   it('refuses an old copy inside a range the new image maps (a write that was skipped)', async () => {
     const secrets = await readRetainedSecrets(pristine, 2, keyPaths);
     const map = newMap();
