@@ -111,11 +111,10 @@ export async function installGrubBios(
   const core = await readFile(corePath);
   const coreSectors = Math.ceil(core.length / sectorBytes);
   const image = await open(imagePath, 'r+');
-  let room: CoreRoom;
   try {
     const mbr = Buffer.alloc(sectorBytes);
     await image.read(mbr, 0, sectorBytes, 0);
-    room = layout.table === 'gpt' ? biosBootPartitionRoom(layout.partitions, imagePath) : msdosGapRoom(mbr);
+    const room = layout.table === 'gpt' ? biosBootPartitionRoom(layout.partitions, imagePath) : msdosGapRoom(mbr);
     if (coreSectors > room.sectors) {
       throw new ReimageError(
         'REIMAGE_DEMO_GRUB_NO_ROOM',
@@ -127,10 +126,10 @@ export async function installGrubBios(
     await image.write(padded, 0, padded.length, room.startLba * sectorBytes);
     await image.write(patchBootSector(mbr, bootImage, room.startLba), 0, sectorBytes, 0);
     await image.sync();
+    return { coreLba: room.startLba, coreSectors };
   } finally {
     await image.close();
   }
-  return { coreLba: room.startLba, coreSectors };
 }
 
 interface CoreRoom {
