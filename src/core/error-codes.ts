@@ -613,7 +613,7 @@ export const ERROR_CODES = {
   REIMAGE_DEMO_GRUB_NO_ROOM: {
     exitClass: 'refusedUntouched',
     retryable: false,
-    meaning: "GRUB's core.img does not fit before the first partition",
+    meaning: "GRUB's core.img does not fit before the first partition (msdos) or in the BIOS boot partition (GPT)",
   },
   REIMAGE_DEMO_VM_FAILED: {
     exitClass: 'failedTouched',
@@ -624,6 +624,11 @@ export const ERROR_CODES = {
     exitClass: 'verifyMismatch',
     retryable: false,
     meaning: 'the reimaged demo OS booted with another identity than the old one',
+  },
+  REIMAGE_DEMO_RETAINED_BYTES_UNREADABLE: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "the retained-bytes check cannot read a key, its file's blocks or the armed map from the disk image",
   },
   REIMAGE_FIXTURE_KERNEL: {
     exitClass: 'refusedUntouched',

@@ -12,7 +12,7 @@ import { buildDemoInitrd, staticBusyboxPath } from './demo-initrd.ts';
 import { kioskDataPartition, newOsVersion, newRootPartition, oldOsVersion, oldRootPartition } from './demo-layout.ts';
 import { renderDemoPlan } from './demo-plan.ts';
 import { buildNewOsImage } from './new-os-image.ts';
-import { buildOldDisk } from './old-disk.ts';
+import { buildGptOldDisk, buildOldDisk } from './old-disk.ts';
 
 export interface DemoFixtures {
   /** Cached pristine old disk; callers copy it (cp --sparse=always) before use. */
@@ -129,6 +129,30 @@ export async function ensureDemoFixtures(o: { log?: Logger; signal?: AbortSignal
   }
   const stored = JSON.parse(await readFile(join(dir, manifestName), 'utf8')) as StoredFixtures;
   return { ...stored, ...pathsIn(dir), kernel, dir };
+}
+
+/**
+ * The GPT variant of the old disk (demo-layout.ts `oldGptDiskLayout`: the same machine, the same
+ * identity facts, its own GRUB in a BIOS boot partition), built from the cached msdos one into the
+ * same cache directory the first time it is asked for — never by the default demo. Built under a
+ * temporary name and renamed, so an interrupted build leaves nothing that looks complete.
+ */
+export async function ensureGptOldDisk(fixtures: DemoFixtures, o: { signal?: AbortSignal } = {}): Promise<string> {
+  const diskPath = join(fixtures.dir, 'old-disk-gpt.img');
+  if (existsSync(diskPath)) return diskPath;
+  const buildPath = `${diskPath}.tmp-${process.pid}`;
+  const workDir = `${diskPath}.work-${process.pid}`;
+  await mkdir(workDir, { recursive: true });
+  try {
+    await buildGptOldDisk({ msdosDiskPath: fixtures.oldDiskPath, diskPath: buildPath, workDir, signal: o.signal });
+    // Another process may have finished first: a rename over its file replaces it atomically
+    // with an equal one (the same filesystems copied), never a half-built disk.
+    await rename(buildPath, diskPath);
+  } finally {
+    await rm(buildPath, { force: true });
+    await rm(workDir, { recursive: true, force: true });
+  }
+  return diskPath;
 }
 
 async function buildInto(dir: string, kernel: DebianKernel, log: Logger, signal: AbortSignal | undefined) {

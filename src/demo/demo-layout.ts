@@ -3,20 +3,29 @@
  * paths. The builders, the plan and the tests all read them from here, so they cannot drift apart.
  */
 
-/** One line of an sfdisk script: a partition's size (absent = the rest) and its MBR type. */
+/** GPT partition type GUIDs the demo uses: GRUB's BIOS boot partition (its core.img) and Linux data. */
+export const gptBiosBootType = '21686148-6449-6E6F-744E-656564454649';
+export const gptLinuxFilesystemType = '0FC63DAF-8483-4772-8E79-3D69D8477DE4';
+
+/** One line of an sfdisk script: a partition's size (absent = the rest) and its type. */
 export interface PartitionSpec {
   readonly number: number;
   /** Absent: take the rest of the disk (or of the extended partition). */
   readonly sizeMiB?: number;
-  /** MBR type byte as hex text: "83" Linux, "5" extended. */
-  readonly type: '83' | '5';
+  /** msdos: the MBR type byte as hex text ("83" Linux, "5" extended); GPT: the type GUID. */
+  readonly type: '83' | '5' | typeof gptBiosBootType | typeof gptLinuxFilesystemType;
   readonly bootable?: boolean;
   /** ext4 label when the builder formats it; absent leaves it unformatted (zeros). */
   readonly ext4Label?: string;
 }
 
-/** A disk image's size and its msdos partitions, in table order (sfdisk numbers them so). */
+/**
+ * A disk image's size and its partitions, in table order. msdos: sfdisk numbers them (logical ones
+ * from 5); GPT: each takes the entry its `number` names, so gaps in the numbering stay gaps.
+ */
 export interface DiskLayout {
+  /** Absent: msdos. */
+  readonly table?: 'msdos' | 'gpt';
   readonly sizeMiB: number;
   readonly partitions: readonly PartitionSpec[];
 }
@@ -37,6 +46,24 @@ export const oldDiskLayout: DiskLayout = {
     { number: 3, type: '5' },
     { number: 5, sizeMiB: 288, type: '83', ext4Label: oldRootLabel },
     { number: 6, type: '83', ext4Label: kioskDataLabel },
+  ],
+};
+
+/**
+ * The same old machine with a GPT table (built only when asked: ensureGptOldDisk). GPT has no
+ * extended partition and uses sectors 1–33 itself, so GRUB's core.img gets a BIOS boot partition
+ * (p1) instead of the post-MBR gap; the old root (p5, at 114 MiB as on msdos) and the kiosk data
+ * (p6) keep their numbers, so the demo plan fits both disks.
+ */
+export const oldGptDiskLayout: DiskLayout = {
+  table: 'gpt',
+  sizeMiB: 512,
+  partitions: [
+    { number: 1, sizeMiB: 1, type: gptBiosBootType },
+    { number: 2, sizeMiB: 16, type: gptLinuxFilesystemType },
+    { number: 3, sizeMiB: 96, type: gptLinuxFilesystemType },
+    { number: 5, sizeMiB: 288, type: gptLinuxFilesystemType, ext4Label: oldRootLabel },
+    { number: 6, type: gptLinuxFilesystemType, ext4Label: kioskDataLabel },
   ],
 };
 

@@ -13,15 +13,20 @@ export interface PartitionExtent {
   readonly type: string;
 }
 
-/** The sfdisk script for a layout; sfdisk aligns to 1 MiB and numbers logical partitions from 5. */
+/**
+ * The sfdisk script for a layout; sfdisk aligns to 1 MiB. msdos: sfdisk numbers logical partitions
+ * from 5. GPT: each line names its entry (`pN :`, sfdisk takes the trailing number), so a layout
+ * may leave entries empty.
+ */
 export function sfdiskScript(layout: DiskLayout): string {
-  const lines = ['label: dos'];
+  const gpt = layout.table === 'gpt';
+  const lines = [gpt ? 'label: gpt' : 'label: dos'];
   for (const partition of layout.partitions) {
     const fields: string[] = [];
     if (partition.sizeMiB !== undefined) fields.push(`size=${partition.sizeMiB}MiB`);
     fields.push(`type=${partition.type}`);
     if (partition.bootable === true) fields.push('bootable');
-    lines.push(fields.join(', '));
+    lines.push(gpt ? `p${partition.number} : ${fields.join(', ')}` : fields.join(', '));
   }
   return `${lines.join('\n')}\n`;
 }
@@ -49,15 +54,27 @@ export async function createPartitionedImage(
 }
 
 interface SfdiskJson {
-  partitiontable?: { sectorsize?: number; partitions?: { node: string; start: number; size: number; type: string }[] };
+  partitiontable?: {
+    label?: string;
+    sectorsize?: number;
+    partitions?: { node: string; start: number; size: number; type: string }[];
+  };
 }
 
 /** Reads a disk image's partition table with `sfdisk --json`; numbers come from the node names. */
 export async function readPartitionExtents(imagePath: string, signal?: AbortSignal): Promise<PartitionExtent[]> {
+  return (await readPartitionLayout(imagePath, signal)).partitions;
+}
+
+/** The table's kind and its partitions' extents, as `sfdisk --json` reads them. */
+export async function readPartitionLayout(
+  imagePath: string,
+  signal?: AbortSignal,
+): Promise<{ table: 'msdos' | 'gpt'; partitions: PartitionExtent[] }> {
   const { stdout } = await runCommand('sfdisk', ['--json', imagePath], { signal });
   const table = (JSON.parse(stdout) as SfdiskJson).partitiontable;
   const sectorSize = table?.sectorsize ?? sectorBytes;
-  return (table?.partitions ?? []).map((partition) => {
+  const partitions = (table?.partitions ?? []).map((partition) => {
     const match = /(\d+)$/.exec(partition.node);
     return {
       number: Number(match?.[1] ?? 0),
@@ -66,6 +83,41 @@ export async function readPartitionExtents(imagePath: string, signal?: AbortSign
       type: partition.type,
     };
   });
+  return { table: table?.label === 'gpt' ? 'gpt' : 'msdos', partitions };
+}
+
+/**
+ * Copies one partition's bytes from a disk image into a partition of another (a fresh, sparse
+ * one: zero blocks are skipped, so the copy stays sparse). The target must be at least as large.
+ */
+export async function copyPartitionBytes(
+  from: { imagePath: string; extent: PartitionExtent },
+  to: { imagePath: string; extent: PartitionExtent },
+  signal?: AbortSignal,
+): Promise<void> {
+  if (to.extent.sizeBytes < from.extent.sizeBytes) {
+    throw new ReimageError(
+      'REIMAGE_DEMO_LAYOUT',
+      `Partition ${to.extent.number} of ${to.imagePath} (${to.extent.sizeBytes} bytes) cannot hold partition ${from.extent.number} of ${from.imagePath} (${from.extent.sizeBytes} bytes). Make it larger in demo-layout.ts.`,
+      { evidence: { path: to.imagePath, expected: `>= ${from.extent.sizeBytes}`, actual: to.extent.sizeBytes } },
+    );
+  }
+  await runCommand(
+    'dd',
+    [
+      `if=${from.imagePath}`,
+      `of=${to.imagePath}`,
+      'bs=1M',
+      `skip=${from.extent.offsetBytes}`,
+      `seek=${to.extent.offsetBytes}`,
+      `count=${from.extent.sizeBytes}`,
+      'iflag=skip_bytes,count_bytes',
+      'oflag=seek_bytes',
+      'conv=sparse,notrunc',
+      'status=none',
+    ],
+    { signal },
+  );
 }
 
 export function extentOf(extents: readonly PartitionExtent[], number: number, imagePath: string): PartitionExtent {

@@ -8,12 +8,19 @@ import {
   newImageFilePath,
   oldAccounts,
   oldDiskLayout,
+  oldGptDiskLayout,
   oldOsVersion,
   oldRootLabel,
   oldRootPartition,
 } from './demo-layout.ts';
 import { inTree, populateBusyboxRoot, putDir, putFile, randomMachineId } from './demo-root.ts';
-import { createPartitionedImage, extentOf, formatExt4InImage } from './disk-image.ts';
+import {
+  copyPartitionBytes,
+  createPartitionedImage,
+  extentOf,
+  formatExt4InImage,
+  readPartitionExtents,
+} from './disk-image.ts';
 import { installGrubBios } from './grub-bios.ts';
 import { demoCmdline } from './new-os-image.ts';
 import { type OldIdentityFacts, populateOldIdentity } from './old-os-identity.ts';
@@ -84,4 +91,28 @@ export async function buildOldDisk(o: {
     await rm(rootDir, { recursive: true, force: true });
     await rm(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Builds the GPT variant of the old disk from the msdos one: the same machine (its old root and
+ * kiosk data filesystems copied byte for byte, so the identity, the keys and the new image inside
+ * are the same) on a GPT table (`oldGptDiskLayout`), booting by its own GRUB from the BIOS boot
+ * partition. Copying instead of building again keeps the fixtures' identity facts valid for both.
+ */
+export async function buildGptOldDisk(o: {
+  msdosDiskPath: string;
+  diskPath: string;
+  workDir: string;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const from = await readPartitionExtents(o.msdosDiskPath, o.signal);
+  const to = await createPartitionedImage(o.diskPath, oldGptDiskLayout, o.signal);
+  for (const number of [oldRootPartition, kioskDataPartition]) {
+    await copyPartitionBytes(
+      { imagePath: o.msdosDiskPath, extent: extentOf(from, number, o.msdosDiskPath) },
+      { imagePath: o.diskPath, extent: extentOf(to, number, o.diskPath) },
+      o.signal,
+    );
+  }
+  await installGrubBios(o.diskPath, { bootPartition: oldRootPartition, workDir: o.workDir, signal: o.signal });
 }

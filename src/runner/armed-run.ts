@@ -24,6 +24,7 @@ import {
   wipeItemRaw,
   writeBundleRaw,
 } from '../boot/index.ts';
+import { wipeStaleGptHeaders } from '../boot/stale-gpt.ts';
 import { ignoreProgress, type OnProgress } from '../core/progress.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
@@ -364,6 +365,13 @@ async function ensureWritten(c: RunContext): Promise<number> {
     ...(o.signal === undefined ? {} : { signal: o.signal }),
     onProgress: c.onProgress,
   });
+  // An old GPT's headers the new image does not write would outlive the commit (boot/stale-gpt.ts).
+  const wiped = await wipeStaleGptHeaders(disk, {
+    diskSizeBytes: found.header.diskSizeBytes,
+    mapped: map.ranges,
+    keep: refugeRanges(c),
+  });
+  if (wiped.length > 0) o.log.info(`wiped the old GPT header the new image leaves behind at byte ${wiped.join(', ')}`);
   await journal.record({ type: 'write-done' });
   o.log.info(`wrote ${result.bytesWritten} bytes of ${result.totalBytes} mapped`);
   return result.bytesWritten;
@@ -383,15 +391,19 @@ async function attachNewPartitions(c: RunContext): Promise<Map<number, LoopDevic
   return loops;
 }
 
+/** Every byte of the refuge on the disk, journal and header included. */
+function refugeRanges(c: RunContext): ByteRange[] {
+  return [
+    { offsetBytes: c.found.journalOffsetBytes, lengthBytes: c.found.cmdline.refuge.sectorCount * SECTOR_BYTES },
+    ...c.found.header.items.flatMap((entry) => entry.ranges),
+  ];
+}
+
 /** The refuge's bytes inside one new partition (relative to its start), journal and header included. */
 function refugeRangesIn(c: RunContext, partitionNumber: number): ByteRange[] {
   const partition = c.map.partitions.find((p) => p.number === partitionNumber);
   if (partition === undefined) return [];
-  const all: ByteRange[] = [
-    { offsetBytes: c.found.journalOffsetBytes, lengthBytes: c.found.cmdline.refuge.sectorCount * SECTOR_BYTES },
-    ...c.found.header.items.flatMap((entry) => entry.ranges),
-  ];
-  return rangesWithin(all, partition.startBytes, partition.sizeBytes);
+  return rangesWithin(refugeRanges(c), partition.startBytes, partition.sizeBytes);
 }
 
 /** Step 3: protect the refuge in writable ext partitions, mount, restore, verify, hooks once, logs. */
