@@ -22,8 +22,8 @@ export const POWER_CUT_MARKERS: readonly string[] = [
   'step 2/6 write',
   'step 3/6 restore',
   'step 4/6 wipe',
-  'step 5/6 commit',
-  'step 6/6 release',
+  'step 5/6 release',
+  'step 6/6 commit',
 ];
 
 /** What one boot of the disk showed. */
