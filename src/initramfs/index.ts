@@ -18,6 +18,7 @@ export {
 export { type InitramfsInputs, type InitramfsPart, type PlannedEntry, planInitramfs } from './plan-initramfs.ts';
 export {
   buildPortableRuntime,
+  buildPortableRuntimeArchive,
   findPortableRuntime,
   type PortableRuntimeSummary,
   parseRuntimeManifest,

@@ -1,8 +1,9 @@
-import { chmod, copyFile, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import { ReimageError } from '../core/reimage-error.ts';
+import { runCommand } from '../core/run-command.ts';
 import { DEFAULT_LIBRARY_DIRS, readElfDynamicInfo } from './elf-closure.ts';
 import { findBusybox } from './find-busybox.ts';
 import { listHostTree } from './host-entry.ts';
@@ -229,6 +230,30 @@ export async function buildPortableRuntime(o: {
   await writeFile(join(binDir, 'reimage'), reimageLauncherScript(manifest), { mode: 0o755 });
   await writeFile(join(o.outDir, RUNTIME_MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
   return { dir: o.outDir, manifest, contentBytes };
+}
+
+/**
+ * buildPortableRuntime packed as one gzip'd tar (busybox and every old OS unpack it), for the
+ * one copy command that puts it on a machine. Owners are root's, as numbers.
+ */
+export async function buildPortableRuntimeArchive(o: {
+  outPath: string;
+  tools: readonly string[];
+  projectDir: string;
+  grubDir: string;
+  log?: Logger;
+  signal?: AbortSignal;
+}): Promise<PortableRuntimeSummary & { readonly archiveBytes: number }> {
+  const treeDir = await mkdtemp(join(posix.dirname(o.outPath), '.reimage-runtime-'));
+  try {
+    const summary = await buildPortableRuntime({ ...o, outDir: treeDir });
+    await runCommand('tar', ['-C', treeDir, '--numeric-owner', '--owner=0', '--group=0', '-czf', o.outPath, '.'], {
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
+    return { ...summary, dir: o.outPath, archiveBytes: (await stat(o.outPath)).size };
+  } finally {
+    await rm(treeDir, { recursive: true, force: true });
+  }
 }
 
 /** The runtime a project directory sits in (`<runtime>/reimage`), when it was started from one. */

@@ -1,11 +1,9 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PORTABLE_RUNTIME_TOOLS } from '../../arm/index.ts';
 import { GRUB_I386_PC_DIR } from '../../boot/index.ts';
 import { formatBytes } from '../../core/format-bytes.ts';
 import { PROJECT_DIR } from '../../core/project-dir.ts';
-import { runCommand } from '../../core/run-command.ts';
-import { buildPortableRuntime } from '../../initramfs/index.ts';
+import { buildPortableRuntime, buildPortableRuntimeArchive } from '../../initramfs/index.ts';
 import type { CommandSpec, ParsedArguments } from '../command-line.ts';
 import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
@@ -40,34 +38,26 @@ unpack it into a tmpfs so it takes no room in the old filesystems, which the ref
 
 async function build(context: VerbContext, args: ParsedArguments): Promise<number> {
   const out = resolve(args.required('out'));
-  const archive = /\.(tar\.gz|tgz)$/.test(out);
   const started = Date.now();
-  const treeDir = archive ? await mkdtemp(join(dirname(out), '.reimage-runtime-')) : out;
-  try {
-    const summary = await buildPortableRuntime({
-      outDir: treeDir,
-      tools: PORTABLE_RUNTIME_TOOLS,
-      projectDir: PROJECT_DIR,
-      grubDir: GRUB_I386_PC_DIR,
-      log: context.log,
-    });
-    const lines = [
-      `reimage runtime: ${summary.manifest.entries.length} entries, ${formatBytes(summary.contentBytes)} of files, ${summary.manifest.tools.length} tools, loader ${summary.manifest.loader}`,
-    ];
-    if (archive) {
-      // Owners as numbers (root): the tree is unpacked by root on a machine with other accounts.
-      await runCommand('tar', ['-C', treeDir, '--numeric-owner', '--owner=0', '--group=0', '-czf', out, '.'], {
-        signal: context.signal,
-      });
-      lines.push(`  ${out}: ${formatBytes((await stat(out)).size)} (gzip)`);
-    } else {
-      lines.push(`  ${out}: run ${join(out, 'bin', 'reimage')}`);
-    }
-    lines.push(`  took ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    context.stdout.write(`${lines.join('\n')}\n`);
-  } finally {
-    if (archive) await rm(treeDir, { recursive: true, force: true });
-  }
+  const options = {
+    tools: PORTABLE_RUNTIME_TOOLS,
+    projectDir: PROJECT_DIR,
+    grubDir: GRUB_I386_PC_DIR,
+    log: context.log,
+  };
+  const archive = /\.(tar\.gz|tgz)$/.test(out);
+  const built = archive
+    ? await buildPortableRuntimeArchive({ ...options, outPath: out, signal: context.signal })
+    : { ...(await buildPortableRuntime({ ...options, outDir: out })), archiveBytes: undefined };
+  const { archiveBytes, ...summary } = built;
+  const lines = [
+    `reimage runtime: ${summary.manifest.entries.length} entries, ${formatBytes(summary.contentBytes)} of files, ${summary.manifest.tools.length} tools, loader ${summary.manifest.loader}`,
+    archiveBytes !== undefined
+      ? `  ${out}: ${formatBytes(archiveBytes)} (gzip)`
+      : `  ${out}: run ${join(out, 'bin', 'reimage')}`,
+    `  took ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  ];
+  context.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }
 
