@@ -21,7 +21,7 @@ time per stage.`,
   options: [
     {
       name: 'vm',
-      help: "boot the old disk in QEMU (software emulation) by its own GRUB, with the serial console\nshown live; the old OS runs the operator's command (the portable runtime unpacked into RAM,\nthen reimage arm --reboot) and reboots into the recovery path; the power is cut in the middle\nof the write, the disk boots again: the armed run resumes and finishes; then the disk boots\nthe new OS, whose version, machine-id and SSH host key fingerprints are shown next to the old\nones. Takes a quarter of an hour or more.",
+      help: "boot the old disk in QEMU (software emulation) by its own GRUB, with the serial console\nshown live; the old OS runs the operator's command (the portable runtime unpacked into RAM,\nthen reimage arm --reboot) and reboots into the recovery path; the power is cut in the middle\nof the write, the disk boots again: the armed run resumes and finishes; then the disk boots\nthe new OS, whose version, machine-id and SSH host key fingerprints are shown next to the old\nones. Takes 6 to 15 minutes.",
     },
   ],
   examples: ['sudo ./bin/reimage demo', 'sudo ./bin/reimage demo --vm'],
