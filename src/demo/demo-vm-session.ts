@@ -79,6 +79,7 @@ export async function stageOperatorArm(
   const runtime = await buildPortableRuntimeArchive({
     outPath: runtimeArchivePath,
     tools: PORTABLE_RUNTIME_TOOLS,
+    initramfsTools: RECOVERY_INITRAMFS_TOOLS,
     projectDir: PROJECT_DIR,
     grubDir: GRUB_I386_PC_DIR,
     signal,

@@ -45,13 +45,19 @@ export interface RuntimeManifest {
   readonly cli: string;
   readonly grubDir: string;
   readonly tools: readonly { readonly name: string; readonly path: string }[];
-  /** The initramfs's portable part: a reimage initramfs can be built from the runtime alone. */
-  readonly entries: readonly RuntimeEntry[];
+  /**
+   * The initramfs's portable part (planPortable of the initramfs's own tools): a reimage
+   * initramfs can be built from the runtime alone. Its files are the tree's; its symlinks are
+   * kept here (a busybox applet the initramfs links may be a full tool in the tree).
+   */
+  readonly initramfsEntries: readonly RuntimeEntry[];
 }
 
 export interface PortableRuntimeSummary {
   readonly dir: string;
   readonly manifest: RuntimeManifest;
+  /** Entries of the tree (GRUB's and the wrappers left out). */
+  readonly entryCount: number;
   /** Bytes of the files in the tree (GRUB's included). */
   readonly contentBytes: number;
 }
@@ -159,12 +165,15 @@ async function writeTreeEntry(outDir: string, planned: PlannedEntry): Promise<vo
  * Builds a portable runtime into `outDir` (which must be empty or absent): the pinned Node, the
  * project and its production packages, busybox, the tools `tools` names with their ELF closure
  * (loader included), GRUB's i386-pc files, a wrapper per tool and the `reimage` launcher in bin/,
- * and the manifest. Its portable part is the same list of entries the initramfs carries
- * (planPortable), so arm can build a reimage initramfs from the runtime alone.
+ * and the manifest. The tree is planned as the initramfs's portable part is (planPortable), and
+ * the manifest lists that part for `initramfsTools` (a subset of `tools`), so arm builds on the
+ * machine the very initramfs the build host would have built.
  */
 export async function buildPortableRuntime(o: {
   outDir: string;
   tools: readonly string[];
+  /** The tools the recovery initramfs carries (default: all of `tools`). */
+  initramfsTools?: readonly string[];
   projectDir: string;
   grubDir: string;
   log?: Logger;
@@ -178,14 +187,12 @@ export async function buildPortableRuntime(o: {
       { evidence: { path: o.outDir } },
     );
   }
-  const tools = await resolveTools(o.tools);
+  const tools = await resolveTools([...o.tools, ...(o.initramfsTools ?? [])]);
   const runtime = await findNodeRuntime(o.projectDir);
-  const planned = planPortable({
-    tools,
-    busybox: await findBusybox(),
-    project: await findProjectFiles(o.projectDir),
-    runtime,
-  });
+  const found = { busybox: await findBusybox(), project: await findProjectFiles(o.projectDir), runtime };
+  const planned = planPortable({ tools, ...found });
+  const initramfsToolNames = new Set(o.initramfsTools ?? o.tools);
+  const forInitramfs = planPortable({ tools: tools.filter((tool) => initramfsToolNames.has(tool.name)), ...found });
   const interpreter = (await readElfDynamicInfo(runtime.node.hostPath)).interpreter;
   if (interpreter === undefined) throw new Error(`${runtime.node.hostPath} names no dynamic loader`);
   const nodeEntry = planned.find((p) => p.part === 'node' && p.entry.kind === 'file');
@@ -201,7 +208,7 @@ export async function buildPortableRuntime(o: {
     cli: `reimage/${CLI_ENTRY}`,
     grubDir: RUNTIME_GRUB_DIR,
     tools: tools.map((tool) => ({ name: tool.name, path: archivePathForHost(tool.hostPath) })),
-    entries: planned.map(runtimeEntry),
+    initramfsEntries: forInitramfs.map(runtimeEntry),
   };
 
   log.info(`Writing the portable runtime (${planned.length} entries) to ${o.outDir}`);
@@ -229,7 +236,7 @@ export async function buildPortableRuntime(o: {
   }
   await writeFile(join(binDir, 'reimage'), reimageLauncherScript(manifest), { mode: 0o755 });
   await writeFile(join(o.outDir, RUNTIME_MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
-  return { dir: o.outDir, manifest, contentBytes };
+  return { dir: o.outDir, manifest, entryCount: planned.length, contentBytes };
 }
 
 /**
@@ -239,6 +246,7 @@ export async function buildPortableRuntime(o: {
 export async function buildPortableRuntimeArchive(o: {
   outPath: string;
   tools: readonly string[];
+  initramfsTools?: readonly string[];
   projectDir: string;
   grubDir: string;
   log?: Logger;
@@ -273,7 +281,7 @@ export function parseRuntimeManifest(text: string, path: string): RuntimeManifes
   } catch (cause) {
     throw damaged(path, 'it is not JSON', cause);
   }
-  if (parsed.format !== 'reimage-runtime' || parsed.version !== 1 || !Array.isArray(parsed.entries)) {
+  if (parsed.format !== 'reimage-runtime' || parsed.version !== 1 || !Array.isArray(parsed.initramfsEntries)) {
     throw damaged(path, `format ${String(parsed.format)} version ${String(parsed.version)}`);
   }
   return parsed as RuntimeManifest;
@@ -296,7 +304,7 @@ export async function portableEntriesFrom(runtime: {
   manifest: RuntimeManifest;
 }): Promise<PlannedEntry[]> {
   const planned: PlannedEntry[] = [];
-  for (const item of runtime.manifest.entries) {
+  for (const item of runtime.manifest.initramfsEntries) {
     if (!PORTABLE_PARTS.has(item.part)) throw damaged(join(runtime.dir, RUNTIME_MANIFEST), `part ${item.part}`);
     let entry: ArchiveEntry;
     if (item.kind === 'file') {

@@ -4,6 +4,7 @@ import { GRUB_I386_PC_DIR } from '../../boot/index.ts';
 import { formatBytes } from '../../core/format-bytes.ts';
 import { PROJECT_DIR } from '../../core/project-dir.ts';
 import { buildPortableRuntime, buildPortableRuntimeArchive } from '../../initramfs/index.ts';
+import { RECOVERY_INITRAMFS_TOOLS } from '../../runner/runtime-tools.ts';
 import type { CommandSpec, ParsedArguments } from '../command-line.ts';
 import { defineVerb, type Verb, type VerbContext } from '../verb.ts';
 
@@ -41,6 +42,7 @@ async function build(context: VerbContext, args: ParsedArguments): Promise<numbe
   const started = Date.now();
   const options = {
     tools: PORTABLE_RUNTIME_TOOLS,
+    initramfsTools: RECOVERY_INITRAMFS_TOOLS,
     projectDir: PROJECT_DIR,
     grubDir: GRUB_I386_PC_DIR,
     log: context.log,
@@ -51,7 +53,7 @@ async function build(context: VerbContext, args: ParsedArguments): Promise<numbe
     : { ...(await buildPortableRuntime({ ...options, outDir: out })), archiveBytes: undefined };
   const { archiveBytes, ...summary } = built;
   const lines = [
-    `reimage runtime: ${summary.manifest.entries.length} entries, ${formatBytes(summary.contentBytes)} of files, ${summary.manifest.tools.length} tools, loader ${summary.manifest.loader}`,
+    `reimage runtime: ${summary.entryCount} entries, ${formatBytes(summary.contentBytes)} of files, ${summary.manifest.tools.length} tools, loader ${summary.manifest.loader}`,
     archiveBytes !== undefined
       ? `  ${out}: ${formatBytes(archiveBytes)} (gzip)`
       : `  ${out}: run ${join(out, 'bin', 'reimage')}`,
