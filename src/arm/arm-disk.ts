@@ -13,7 +13,7 @@ import { PROJECT_DIR } from '../core/project-dir.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import { readAt, replaceSector } from '../disk/index.ts';
 import { sha256File } from '../image/index.ts';
-import { buildInitramfs } from '../initramfs/index.ts';
+import { buildInitramfs, findPortableRuntime } from '../initramfs/index.ts';
 import { type Plan, readPlanFile } from '../plan/index.ts';
 import { RECOVERY_INITRAMFS_TOOLS } from '../runner/index.ts';
 import {
@@ -131,7 +131,13 @@ async function buildRecoveryInitramfs(
   signal: AbortSignal | undefined,
 ): Promise<string> {
   const outPath = join(workDir, 'recovery-initramfs.img');
+  // Started from a portable runtime (the old OS has no Node 24 and not our tools): the initramfs
+  // carries the runtime's own files, the same ones the build host would have put in.
+  const portableRuntime = await findPortableRuntime(PROJECT_DIR);
+  if (portableRuntime !== undefined)
+    log.info(`building the recovery initramfs from the runtime in ${portableRuntime.dir}`);
   await buildInitramfs({
+    ...(portableRuntime === undefined ? {} : { portableRuntime }),
     planPath,
     modulesDir: inputs.modulesDir,
     outPath,

@@ -5,8 +5,12 @@ import { ReimageError } from '../core/reimage-error.ts';
  * diskboot.S), for placing boot.img and core.img by hand at any LBA.
  */
 export const GRUB_SECTOR_BYTES = 512;
-/** Debian's grub-pc-bin puts the i386-pc images and modules here. */
-export const GRUB_I386_PC_DIR = '/usr/lib/grub/i386-pc';
+/**
+ * Debian's grub-pc-bin puts the i386-pc images and modules here. REIMAGE_GRUB_DIR names another
+ * place: the portable runtime's launcher sets it to the runtime's own copy, since the old OS may
+ * have no GRUB files or another GRUB's (src/initramfs/portable-runtime.ts).
+ */
+export const GRUB_I386_PC_DIR = process.env.REIMAGE_GRUB_DIR || '/usr/lib/grub/i386-pc';
 /** boot.img's 8-byte LBA of core.img's first sector (GRUB_BOOT_MACHINE_KERNEL_SECTOR). */
 export const BOOT_KERNEL_SECTOR_OFFSET = 0x5c;
 /** Bytes from here to 511 (disk signature, partition table, 0x55AA) stay the disk's own. */

@@ -334,6 +334,16 @@ export const ERROR_CODES = {
     retryable: false,
     meaning: 'a file read as an initramfs is not a valid newc archive',
   },
+  REIMAGE_RUNTIME_OUT_NOT_EMPTY: {
+    exitClass: 'invalidInput',
+    retryable: false,
+    meaning: 'the directory a portable runtime is built into is not empty',
+  },
+  REIMAGE_RUNTIME_DAMAGED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "a portable runtime's manifest or one of its files does not match what was built",
+  },
 
   // The runner.
   REIMAGE_RUN_NEEDS_ROOT: {

@@ -70,6 +70,8 @@ const builderSources = [
   'old-os-identity.ts',
   '../initramfs/newc-archive.ts',
   '../initramfs/module-closure.ts',
+  // The busybox roots carry the storage modules the initramfs takes (demo-root.ts installKernel).
+  '../initramfs/find-kernel-files.ts',
   '../boot/grub-boot-sector.ts',
   '../boot/recovery-core.ts',
 ];

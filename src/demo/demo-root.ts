@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, copyFile, lchown, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { findKernelFiles, STORAGE_MODULES } from '../initramfs/find-kernel-files.ts';
 import type { DebianKernel } from './debian-kernel.ts';
 import { busyboxApplets, staticBusyboxPath } from './demo-initrd.ts';
 import type { AccountDatabase } from './demo-layout.ts';
@@ -112,7 +113,7 @@ export async function populateBusyboxRoot(rootDir: string, o: BusyboxRootOptions
   const shadowGid = o.accounts.groups.find((g) => g.name === 'shadow')?.gid ?? 0;
   await putFile(rootDir, 'etc/shadow', shadowText(o.accounts), { mode: 0o640, gid: shadowGid });
   await putFile(rootDir, 'etc/reimage-demo/report-paths', `${o.reportPaths.join('\n')}\n`, { mode: 0o644 });
-  await copyFile(o.kernel.vmlinuzPath, inTree(rootDir, 'boot/vmlinuz'));
+  await installKernel(rootDir, o.kernel);
   await copyFile(o.initrdPath, inTree(rootDir, 'boot/initrd.img'));
   await copyGrubModules(rootDir);
   await putFile(
@@ -126,4 +127,22 @@ export async function populateBusyboxRoot(rootDir: string, o: BusyboxRootOptions
     }),
     { mode: 0o644 },
   );
+}
+
+/**
+ * The kernel as a Debian system installs it: /boot/vmlinuz-<release> (the short /boot/vmlinuz
+ * that grub.cfg names links to it) and /lib/modules/<release>, which `reimage arm` on the running
+ * OS takes by default (`uname -r`). Only the storage and filesystem modules the reimage initramfs
+ * carries, with their dependencies and the modules.* index files: the whole set (~400 MB) would
+ * not fit the demo's old root.
+ */
+async function installKernel(rootDir: string, kernel: DebianKernel): Promise<void> {
+  await copyFile(kernel.vmlinuzPath, inTree(rootDir, `boot/vmlinuz-${kernel.version}`));
+  await putSymlink(rootDir, 'boot/vmlinuz', `vmlinuz-${kernel.version}`);
+  const files = await findKernelFiles(kernel.modulesDir, STORAGE_MODULES);
+  for (const file of [...files.modules, ...files.indexFiles]) {
+    const inside = `lib/modules/${kernel.version}/${file.relativePath}`;
+    await mkdir(dirname(inTree(rootDir, inside)), { recursive: true });
+    await copyFile(file.hostPath, inTree(rootDir, inside));
+  }
 }

@@ -24,8 +24,9 @@ export interface IdentityReport {
 }
 
 /**
- * The demo OSes' /sbin/init (busybox sh). It prints the identity block and powers off, so a test
- * or the demo reads the OS's own view of its identity from the serial console. The SSH
+ * The demo OSes' /sbin/init (busybox sh). It runs /etc/rc.local when there is one (the operator's
+ * commands: `reimage arm --reboot` from the running OS), then prints the identity block and powers
+ * off, so a test or the demo reads the OS's own view of its identity from the serial console. The SSH
  * fingerprints are computed as ssh-keygen does: base64 (unpadded) of the SHA-256 of the key blob.
  */
 export function identityInitScript(): string {
@@ -36,6 +37,17 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t devtmpfs devtmpfs /dev
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# The operator's commands, run as a classic init runs /etc/rc.local (the demo puts one there, as
+# the operator's scp would: the reimage runtime, the plan, reimage arm --reboot).
+if [ -x /etc/rc.local ]; then
+  mount -o remount,rw /
+  # What busybox init does on "reboot" (SIGTERM to PID 1): sync, then restart the machine.
+  trap 'echo "reimage-demo init: rebooting"; sync; reboot -f' TERM
+  echo 'reimage-demo init: running /etc/rc.local'
+  /etc/rc.local
+  echo "reimage-demo init: /etc/rc.local exited $?"
+  mount -o remount,ro /
+fi
 . /etc/os-release
 echo '${identityBeginMarker}'
 echo "os-version: $VERSION_ID"

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
+import { ReimageError } from '../core/reimage-error.ts';
 import { planWarnings, readPlanFile } from '../plan/index.ts';
 import { findBusybox } from './find-busybox.ts';
 import { findFirmware } from './find-firmware.ts';
@@ -12,7 +13,8 @@ import { moduleNameFromPath } from './module-closure.ts';
 import { type ArchiveCompression, writeInitramfsArchive } from './newc-archive.ts';
 import { buildNodeCompileCache } from './node-compile-cache.ts';
 import { findNodeRuntime } from './node-runtime.ts';
-import { COMPILE_CACHE_ARCHIVE_DIR, planInitramfs } from './plan-initramfs.ts';
+import { COMPILE_CACHE_ARCHIVE_DIR, type PortableInputs, planInitramfs } from './plan-initramfs.ts';
+import { portableEntriesFrom, type RuntimeManifest } from './portable-runtime.ts';
 import { findProjectFiles } from './project-files.ts';
 import { resolveTools } from './resolve-tool.ts';
 import { type InitramfsSummary, summarizeInitramfs } from './summarize-initramfs.ts';
@@ -43,6 +45,22 @@ export interface BuildInitramfsOptions {
   readonly nodeCompileCache?: boolean;
   /** Where firmware is looked for on the host (default /lib/firmware). */
   readonly firmwareDir?: string;
+  /**
+   * Take the portable part (tools, busybox, project, Node) from this portable runtime instead of
+   * the host: how arm builds the initramfs on an old OS that has none of them
+   * (src/initramfs/portable-runtime.ts). `tools` and `projectDir` are then not looked at.
+   */
+  readonly portableRuntime?: { readonly dir: string; readonly manifest: RuntimeManifest };
+}
+
+/** The portable part as found on this host. */
+async function findPortableInputs(toolNames: readonly string[], projectDir: string): Promise<PortableInputs> {
+  return {
+    tools: await resolveTools(toolNames),
+    busybox: await findBusybox(),
+    project: await findProjectFiles(projectDir),
+    runtime: await findNodeRuntime(projectDir),
+  };
 }
 
 /**
@@ -65,10 +83,19 @@ export async function buildInitramfs(options: BuildInitramfsOptions): Promise<In
     );
   }
   const planBytes = Buffer.from(planText, 'utf8');
-  const tools = await resolveTools(options.tools);
-  const busybox = await findBusybox();
-  const project = await findProjectFiles(projectDir);
-  const runtime = await findNodeRuntime(projectDir);
+  const fromRuntime = options.portableRuntime;
+  if (fromRuntime !== undefined && options.nodeCompileCache === true) {
+    throw new ReimageError(
+      'REIMAGE_CLI_USAGE',
+      'A compile cache is built on the build host, not from a portable runtime: build without it.',
+    );
+  }
+  const portable = fromRuntime === undefined ? await findPortableInputs(options.tools, projectDir) : undefined;
+  const portableEntries = fromRuntime === undefined ? [] : await portableEntriesFrom(fromRuntime);
+  const tools =
+    fromRuntime === undefined
+      ? (portable?.tools ?? [])
+      : fromRuntime.manifest.tools.map((tool) => ({ name: tool.name, hostPath: join(fromRuntime.dir, tool.path) }));
   const kernel = await findKernelFiles(options.modulesDir, options.modules ?? STORAGE_MODULES);
   if (kernel.missing.length > 0) {
     log.info(`Modules this kernel has neither as files nor built in (skipped): ${kernel.missing.join(', ')}`);
@@ -94,18 +121,19 @@ export async function buildInitramfs(options: BuildInitramfsOptions): Promise<In
     options.nodeCompileCache === true ? await mkdtemp(join(tmpdir(), 'reimage-compile-cache-')) : undefined;
   try {
     const compileCache =
-      stageDir === undefined ? undefined : await buildNodeCompileCache(projectDir, stageDir, runtime, options.signal);
-    const planned = planInitramfs({
+      stageDir === undefined || portable === undefined
+        ? undefined
+        : await buildNodeCompileCache(projectDir, stageDir, portable.runtime, options.signal);
+    const own = {
       planBytes,
       initScript: script,
-      tools,
-      busybox,
-      project,
-      runtime,
       kernel,
       firmware: firmware.found,
       ...(compileCache === undefined ? {} : { compileCache }),
-    });
+    };
+    const planned = planInitramfs(
+      portable === undefined ? { ...own, portable: portableEntries } : { ...own, ...portable },
+    );
     log.info(`Writing ${planned.length} entries to ${options.outPath} (${compression})`);
     const { sizeBytes } = await writeInitramfsArchive(
       planned.map((p) => p.entry),

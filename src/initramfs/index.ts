@@ -16,5 +16,18 @@ export {
   writeInitramfsArchive,
 } from './newc-archive.ts';
 export { type InitramfsInputs, type InitramfsPart, type PlannedEntry, planInitramfs } from './plan-initramfs.ts';
+export {
+  buildPortableRuntime,
+  buildPortableRuntimeArchive,
+  findPortableRuntime,
+  type PortableRuntimeSummary,
+  parseRuntimeManifest,
+  RUNTIME_BIN_DIR,
+  RUNTIME_MANIFEST,
+  type RuntimeManifest,
+  reimageLauncherScript,
+  runtimeLinkTarget,
+  toolWrapperScript,
+} from './portable-runtime.ts';
 export { productionPackageDirs } from './production-package-dirs.ts';
 export type { InitramfsPartSummary, InitramfsSummary } from './summarize-initramfs.ts';

@@ -32,10 +32,11 @@ export const PROJECT_ARCHIVE_DIR = 'reimage';
 /** Where the optional V8 compile cache sits in the initramfs (next to the code it caches). */
 export const COMPILE_CACHE_ARCHIVE_DIR = `${PROJECT_ARCHIVE_DIR}/.node-compile-cache`;
 
-/** Everything the initramfs is made of, already found on the host: the planner reads nothing. */
-export interface InitramfsInputs {
-  readonly planBytes: Uint8Array;
-  readonly initScript: string;
+/**
+ * What the initramfs and the portable runtime share, already found on the host: the tools with
+ * their libraries, busybox, the project and Node (src/initramfs/portable-runtime.ts).
+ */
+export interface PortableInputs {
   readonly tools: readonly ResolvedTool[];
   readonly busybox: Busybox;
   /** The project's package.json, its launcher tree (bin/) and the source files the CLI loads. */
@@ -44,6 +45,28 @@ export interface InitramfsInputs {
     readonly files: readonly HostTreeEntry[];
   };
   readonly runtime: NodeRuntime;
+}
+
+/** The parts of the initramfs the portable runtime carries too (planPortable gives them). */
+export const PORTABLE_PARTS: ReadonlySet<InitramfsPart> = new Set([
+  'busybox',
+  'node',
+  'libraries',
+  'project',
+  'node-modules',
+  'tools',
+]);
+
+/**
+ * Everything the initramfs is made of: the portable part either found on the host or already
+ * planned (read back from a portable runtime's manifest), plus what is the machine's own. The
+ * planner reads nothing.
+ */
+export type InitramfsInputs = InitramfsOwnInputs & (PortableInputs | { readonly portable: readonly PlannedEntry[] });
+
+export interface InitramfsOwnInputs {
+  readonly planBytes: Uint8Array;
+  readonly initScript: string;
   readonly kernel: KernelFiles;
   readonly firmware: readonly FoundFirmware[];
   /** The V8 compile cache's files, when one was built. */
@@ -107,8 +130,7 @@ class EntryCollector {
 
 /**
  * Which entry lands where, from inputs already found on the host. Pure: the same inputs give
- * the same entries, and nothing is read. Tools go in before busybox so that an applet never
- * shadows the full version of a tool.
+ * the same entries, and nothing is read.
  */
 export function planInitramfs(inputs: InitramfsInputs): PlannedEntry[] {
   const collector = new EntryCollector();
@@ -131,6 +153,42 @@ export function planInitramfs(inputs: InitramfsInputs): PlannedEntry[] {
   collector.add({ path: 'dev/null', kind: 'char-device', mode: 0o666, deviceMajor: 1, deviceMinor: 3 }, 'skeleton');
   collector.add({ path: 'etc/mtab', kind: 'symlink', mode: 0o777, linkTarget: '../proc/self/mounts' }, 'skeleton');
 
+  const portable = 'portable' in inputs ? inputs.portable : planPortable(inputs);
+  for (const planned of portable) collector.add(planned.entry, planned.part, planned.sizeBytes);
+
+  const modulesDir = `usr/lib/modules/${inputs.kernel.version}`;
+  for (const file of [...inputs.kernel.modules, ...inputs.kernel.indexFiles]) {
+    collector.add(
+      { path: `${modulesDir}/${file.relativePath}`, kind: 'file', mode: 0o644, sourcePath: file.hostPath },
+      'kernel-modules',
+      file.sizeBytes,
+    );
+  }
+  for (const item of inputs.firmware) {
+    collector.add(
+      { path: `usr/lib/firmware/${item.fileName}`, kind: 'file', mode: 0o644, sourcePath: item.hostPath },
+      'firmware',
+      item.sizeBytes,
+    );
+  }
+
+  const script = Buffer.from(inputs.initScript);
+  collector.add({ path: 'init', kind: 'file', mode: 0o755, data: script }, 'init', script.length);
+
+  if (inputs.compileCache !== undefined) {
+    collector.add({ path: COMPILE_CACHE_ARCHIVE_DIR, kind: 'directory', mode: 0o755 }, 'node-compile-cache');
+    collector.addTree(inputs.compileCache, COMPILE_CACHE_ARCHIVE_DIR, 'node-compile-cache');
+  }
+  return [...collector.byPath.values()];
+}
+
+/**
+ * The part of the initramfs that is not the machine's own: the tools with their closure, busybox,
+ * the project and Node. Pure. Tools go in before busybox so that an applet never shadows the full
+ * version of a tool. The portable runtime is made of exactly these entries.
+ */
+export function planPortable(inputs: PortableInputs): PlannedEntry[] {
+  const collector = new EntryCollector();
   const toolNames = new Set<string>();
   for (const tool of inputs.tools) {
     collector.addHostPaths(tool.chain, 'tools');
@@ -185,30 +243,6 @@ export function planInitramfs(inputs: InitramfsInputs): PlannedEntry[] {
     collector.add(nodeFile(inPackage), 'node', runtime.node.sizeBytes);
     const linkTarget = posix.relative(posix.dirname(binLink), inPackage);
     collector.add({ path: binLink, kind: 'symlink', mode: 0o777, linkTarget }, 'node');
-  }
-
-  const modulesDir = `usr/lib/modules/${inputs.kernel.version}`;
-  for (const file of [...inputs.kernel.modules, ...inputs.kernel.indexFiles]) {
-    collector.add(
-      { path: `${modulesDir}/${file.relativePath}`, kind: 'file', mode: 0o644, sourcePath: file.hostPath },
-      'kernel-modules',
-      file.sizeBytes,
-    );
-  }
-  for (const item of inputs.firmware) {
-    collector.add(
-      { path: `usr/lib/firmware/${item.fileName}`, kind: 'file', mode: 0o644, sourcePath: item.hostPath },
-      'firmware',
-      item.sizeBytes,
-    );
-  }
-
-  const script = Buffer.from(inputs.initScript);
-  collector.add({ path: 'init', kind: 'file', mode: 0o755, data: script }, 'init', script.length);
-
-  if (inputs.compileCache !== undefined) {
-    collector.add({ path: COMPILE_CACHE_ARCHIVE_DIR, kind: 'directory', mode: 0o755 }, 'node-compile-cache');
-    collector.addTree(inputs.compileCache, COMPILE_CACHE_ARCHIVE_DIR, 'node-compile-cache');
   }
   return [...collector.byPath.values()];
 }

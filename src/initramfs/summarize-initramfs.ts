@@ -2,7 +2,6 @@ import type { FoundFirmware } from './find-firmware.ts';
 import type { KernelFiles } from './find-kernel-files.ts';
 import type { ArchiveCompression } from './newc-archive.ts';
 import { INITRAMFS_PARTS, type InitramfsPart, type PlannedEntry } from './plan-initramfs.ts';
-import type { ResolvedTool } from './resolve-tool.ts';
 
 export interface InitramfsPartSummary {
   readonly part: InitramfsPart;
@@ -42,7 +41,7 @@ export function summarizeInitramfs(
     readonly compression: ArchiveCompression;
     readonly plan: { readonly disk: string; readonly finish: 'reboot' | 'poweroff' };
     readonly kernel: KernelFiles;
-    readonly tools: readonly ResolvedTool[];
+    readonly tools: readonly { readonly name: string; readonly hostPath: string }[];
     readonly firmware: readonly FoundFirmware[];
   },
 ): InitramfsSummary {

@@ -21,7 +21,7 @@ time per stage.`,
   options: [
     {
       name: 'vm',
-      help: 'arm the old disk (the refuge, the recovery boot path), boot it in QEMU (software\nemulation) by its own BIOS path with the serial console shown live, cut the power in the\nmiddle of the write, boot again: the armed run resumes and finishes; then the disk boots the\nnew OS, whose version, machine-id and SSH host key fingerprints are shown next to the old\nones. Takes a few minutes.',
+      help: "boot the old disk in QEMU (software emulation) by its own GRUB, with the serial console\nshown live; the old OS runs the operator's command (the portable runtime unpacked into RAM,\nthen reimage arm --reboot) and reboots into the recovery path; the power is cut in the middle\nof the write, the disk boots again: the armed run resumes and finishes; then the disk boots\nthe new OS, whose version, machine-id and SSH host key fingerprints are shown next to the old\nones. Takes 6 to 15 minutes.",
     },
   ],
   examples: ['sudo ./bin/reimage demo', 'sudo ./bin/reimage demo --vm'],
@@ -68,25 +68,33 @@ async function demoOnLoopDevices(context: VerbContext): Promise<number> {
 
 async function demoInVm(context: VerbContext): Promise<number> {
   const { join } = await import('node:path');
-  const { prepareDemo, writeDemoPlan } = await import('../../demo/demo-session.ts');
+  const { prepareDemo } = await import('../../demo/demo-session.ts');
   const { runPowerCutTrial } = await import('../../demo/power-cut-trial.ts');
-  const { armDisk } = await import('../../arm/index.ts');
+  const { bootOldOsToArm, stageOperatorArm } = await import('../../demo/demo-vm-session.ts');
   context.log.info('demo --vm: preparing the demo disks (built once, then cached)');
   const workspace = await prepareDemo(context.log, 'demo-vm');
-  const planPath = await writeDemoPlan(workspace, '/dev/vda', join(workspace.dir, 'vm-plan.yaml'));
-  context.log.info('arming the old disk: checks, the refuge in its old root, LBA 0 pointed at the recovery path');
-  const armed = await armDisk({
-    planPath,
-    diskPath: workspace.diskPath,
-    kernelPath: workspace.fixtures.kernel.vmlinuzPath,
-    modulesDir: workspace.fixtures.kernel.modulesDir,
-    check: false,
-    workDir: workspace.dir,
-    log: context.log,
-    signal: context.signal,
-  });
+  const staged = await stageOperatorArm(workspace, context.signal);
   context.log.info(
-    `armed in ${(armed.durationMs / 1000).toFixed(1)} s: refuge of ${formatBytes(armed.refuge?.usedBytes ?? 0)} in partition ${armed.refuge?.partition ?? '?'} (${armed.refuge?.extents ?? 0} extents), initramfs ${formatBytes(armed.initramfsSizeBytes)}`,
+    `the operator's copy: the portable runtime (${formatBytes(staged.runtimeArchiveBytes)} .tar.gz, ${formatBytes(staged.runtimeContentBytes)} unpacked), the plan and /etc/rc.local put on the old root, as scp would (${(staged.buildMs / 1000).toFixed(1)} s)`,
+  );
+  context.log.info(
+    "booting the old OS by its own GRUB: its init runs the operator's script, which unpacks the runtime into RAM and runs reimage arm --plan /root/plan.yaml --reboot",
+  );
+  const armBoot = await bootOldOsToArm(
+    workspace,
+    (line) => context.stdout.write(`  old OS | ${line}\n`),
+    context.signal,
+  );
+  const armSeconds = /reimage arm: \/dev\/vda is armed\.[\s\S]*?took ([\d.]+) s/.exec(armBoot.serialLog)?.[1];
+  if (armSeconds === undefined || armBoot.ending !== 'reboot') {
+    throw new ReimageError(
+      'REIMAGE_DEMO_VM_FAILED',
+      `The old OS did not arm itself and reboot (it ended with ${armBoot.ending}). The serial log above says why.`,
+      { evidence: { ending: armBoot.ending } },
+    );
+  }
+  context.log.info(
+    `armed from inside the old OS: reimage arm took ${armSeconds} s; the old OS's boot, the unpacking and arm took ${(armBoot.durationMs / 1000).toFixed(1)} s under emulation; it rebooted`,
   );
   const show = (boot: number, line: string): void => {
     context.stdout.write(`  boot ${boot + 1} | ${line}\n`);
@@ -129,7 +137,7 @@ async function demoInVm(context: VerbContext): Promise<number> {
       '',
       ...table(rows),
       '',
-      `arm: ${(armed.durationMs / 1000).toFixed(1)} s; boots from the first to the new OS, the cut included: ${(trial.durationMs / 1000).toFixed(1)} s; recovery initramfs ${formatBytes(armed.initramfsSizeBytes)}`,
+      `arm inside the old OS: ${armSeconds} s (its whole boot ${(armBoot.durationMs / 1000).toFixed(1)} s); boots from the first recovery boot to the new OS, the cut included: ${(trial.durationMs / 1000).toFixed(1)} s`,
       same ? 'The new OS kept the old identity.' : 'The identity DIFFERS: see the rows above.',
       '',
     ].join('\n'),

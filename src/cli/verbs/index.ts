@@ -6,6 +6,7 @@ import { initramfsVerb } from './initramfs-verb.ts';
 import { planVerb } from './plan-verb.ts';
 import { retainVerb } from './retain-verb.ts';
 import { runVerb } from './run-verb.ts';
+import { runtimeVerb } from './runtime-verb.ts';
 import { writeVerb } from './write-verb.ts';
 
 /** Every verb of the `reimage` command, in the order `reimage --help` lists them. */
@@ -19,5 +20,6 @@ export const VERBS: readonly Verb[] = [
   armVerb,
   disarmVerb,
   statusVerb,
+  runtimeVerb,
   runVerb,
 ];

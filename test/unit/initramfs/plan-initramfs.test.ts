@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { HostEntry, HostTreeEntry } from '../../../src/initramfs/host-entry.ts';
-import { type InitramfsInputs, type PlannedEntry, planInitramfs } from '../../../src/initramfs/plan-initramfs.ts';
+import {
+  type InitramfsOwnInputs,
+  type PlannedEntry,
+  type PortableInputs,
+  planInitramfs,
+  planPortable,
+} from '../../../src/initramfs/plan-initramfs.ts';
+
+type HostInputs = InitramfsOwnInputs & PortableInputs;
 
 const file = (hostPath: string, sizeBytes = 10, mode = 0o755): HostEntry & { kind: 'file' } => ({
   kind: 'file',
@@ -16,7 +24,7 @@ const treeFile = (relativePath: string, hostPath: string, sizeBytes = 5): HostTr
 });
 
 /** A small but complete set of inputs, as a Debian host with merged /usr would give them. */
-function inputs(overrides: Partial<InitramfsInputs> = {}): InitramfsInputs {
+function inputs(overrides: Partial<HostInputs> = {}): HostInputs {
   return {
     planBytes: Buffer.from('version: 1\n'),
     initScript: '#!/bin/sh\n',
@@ -188,6 +196,16 @@ describe('planInitramfs', () => {
       chain: [...t.chain, link('/usr/lib/x86_64-linux-gnu/libc.so.6', 'libc-2.36.so')],
     }));
     assert.throws(() => planInitramfs(inputs({ tools: other })), { code: 'REIMAGE_INITRAMFS_ENTRY_DUPLICATE' });
+  });
+
+  it('plans the same archive from a portable part planned before (a portable runtime) as from the host', () => {
+    const { planBytes, initScript, kernel, firmware } = inputs();
+    const portable = planPortable(inputs());
+    assert.deepEqual(planInitramfs({ planBytes, initScript, kernel, firmware, portable }), planInitramfs(inputs()));
+    assert.equal(
+      portable.some((p) => p.part === 'kernel-modules' || p.part === 'init' || p.part === 'plan'),
+      false,
+    );
   });
 
   it('is a function of its inputs: the same inputs plan the same entries', () => {
