@@ -1,5 +1,6 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
 import { GRUB_I386_PC_DIR } from './grub-boot-sector.ts';
 
@@ -32,7 +33,17 @@ export interface BuildRecoveryCoreOptions {
 
 /** GRUB's boot.img, the 512-byte boot sector that loads core.img's first sector. */
 export async function readGrubBootImage(grubDir: string = GRUB_I386_PC_DIR): Promise<Buffer> {
-  return readFile(join(grubDir, 'boot.img'));
+  const path = join(grubDir, 'boot.img');
+  try {
+    return await readFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    throw new ReimageError(
+      'REIMAGE_TOOL_MISSING',
+      `GRUB's BIOS boot image ${path} is missing: the recovery boot path is built from GRUB's i386-pc files. Install the Debian package grub-pc-bin (or run reimage from its portable runtime, which carries them; REIMAGE_GRUB_DIR names another directory), then try again.`,
+      { evidence: { path }, cause: error },
+    );
+  }
 }
 
 /**
