@@ -97,6 +97,12 @@ export interface ArmedRunReport {
    * `done` from this report only while LBA 0 holds that table (src/arm/armed-report.ts).
    */
   readonly partitionTableSha256: string;
+  /**
+   * `ran`: the after-hooks ran to their end in this run. `interrupted`: an earlier boot started
+   * them and did not finish (they failed, or the power was cut); they run at most once, so they
+   * were not run again — the earlier boot's log says how they ended.
+   */
+  readonly afterHooks: 'ran' | 'interrupted';
 }
 
 function item(header: RefugeHeader, name: RefugeHeaderItem['name']): RefugeHeaderItem {
@@ -413,6 +419,7 @@ async function ensureRestored(
   facts: { startedAt: Date; resumedFrom: JournalStage; bytesWritten: number },
 ): Promise<ArmedRunReport> {
   const { journal, o, plan, map } = c;
+  let afterHooks: ArmedRunReport['afterHooks'] = 'ran';
   const report = (restored: number, verified: number): ArmedRunReport => ({
     result: 'ok',
     mode: 'armed',
@@ -429,6 +436,7 @@ async function ensureRestored(
     entriesVerified: verified,
     finish: plan.finish,
     partitionTableSha256: partitionTableSha256(Buffer.from(map.firstSector, 'base64')),
+    afterHooks,
   });
   if (!['written', 'restored', 'hooks-started'].includes(journal.state.stage)) return report(0, 0);
   o.log.info('step 3/6 restore: the new partitions at their offsets, the refuge kept safe in them');
@@ -496,7 +504,10 @@ async function ensureRestored(
       await journal.record({ type: 'hooks-started' });
       await runAfterHooks({ plan, newRoot, log: o.log, signal: o.signal });
     } else {
-      o.log.warn('the after-hooks had started before a power cut; they are not run twice');
+      afterHooks = 'interrupted';
+      o.log.warn(
+        "the after-hooks started in an earlier boot and did not finish (they failed, or the power was cut): they are not run twice; the report says 'interrupted' and the earlier boot's log says how they ended",
+      );
     }
     const final = report(restored, verified);
     const logsDir = join(newRoot, plan.restore.logs);
