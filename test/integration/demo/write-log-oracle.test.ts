@@ -60,7 +60,13 @@ describe('blklogwrites log replayed whole (oracle: qemu-io)', () => {
     assert.ok(log.entries.some((entry) => entry.flush));
     assert.ok(log.entries.some((entry) => entry.sector === 0 && entry.sectorCount === 1 && !entry.flush));
     const replayedPath = join(dir, 'replayed.img');
-    await applyReplay({ baseDiskPath: basePath, logPath, log, plan: planPrefix(log, log.entries.length), diskPath: replayedPath });
+    await applyReplay({
+      baseDiskPath: basePath,
+      logPath,
+      log,
+      plan: planPrefix(log, log.entries.length),
+      diskPath: replayedPath,
+    });
     const [replayed, left] = await Promise.all([readFile(replayedPath), readFile(diskPath)]);
     assert.ok(replayed.equals(left), 'the replayed disk is the disk QEMU left');
     // And the replay is not trivially right: the log changed the disk.
