@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { isAbortError } from '../core/exit-codes.ts';
 import { runCommand } from '../core/run-command.ts';
 import type { DemoFixtures } from './demo-fixtures.ts';
@@ -108,8 +108,14 @@ export async function runReplayTrial(o: {
   return { ...outcome, plan, durationMs: Date.now() - started };
 }
 
+/** What a probe needs to know of the demo: the two OS versions. */
+export interface ProbeFixtures {
+  readonly newOsVersion: string;
+  readonly oldIdentity: { readonly osVersion: string };
+}
+
 /** The first line of each path a BIOS boot of the demo disk can take, and the signs of none. */
-export function probeLines(fixtures: Pick<DemoFixtures, 'newOsVersion' | 'oldIdentity'>): {
+export function probeLines(fixtures: ProbeFixtures): {
   kind: Exclude<BootKind, 'nothing'>;
   line: string;
 }[] {
@@ -134,7 +140,7 @@ export const BRICK_LINES: readonly string[] = [
 /** What a short boot showed first: which path started, or nothing (a brick) within `timeoutMs`. */
 export async function probeBoot(o: {
   diskPath: string;
-  fixtures: Pick<DemoFixtures, 'newOsVersion' | 'oldIdentity'>;
+  fixtures: ProbeFixtures;
   timeoutMs?: number;
   signal: AbortSignal;
 }): Promise<BootKind> {
@@ -220,7 +226,7 @@ export function brickWindowFromProbes(
  */
 export async function measureBrickWindow(o: {
   recorded: RecordedRun;
-  fixtures: Pick<DemoFixtures, 'newOsVersion' | 'oldIdentity'>;
+  fixtures: ProbeFixtures;
   diskPath: string;
   extraPrefixes?: readonly number[];
   onProbe?: (probe: PrefixProbe) => void;
@@ -253,4 +259,54 @@ export async function measureBrickWindow(o: {
     firstSectorWriteIndexes: writes.map((entry) => entry.index),
     ...brickWindowFromProbes(o.recorded.log, probes),
   };
+}
+
+export interface ArmWindow {
+  /** The armed disk with the old disk's LBA 0 back: every write of arm but its last. */
+  readonly withoutFirstSector: BootKind;
+  readonly armed: BootKind;
+  /** Sectors of the window: 1 when all but LBA 0 still boots the old OS and the armed disk the recovery path. */
+  readonly windowSectors: number | undefined;
+}
+
+/**
+ * Arm's own brick window, measured the same way: arm runs on the host, not in QEMU, so instead of
+ * a log its last write is taken back (the old disk's LBA 0 over a copy of the armed disk) and that
+ * disk and the armed one are probed.
+ */
+export async function measureArmWindow(o: {
+  oldDiskPath: string;
+  armedDiskPath: string;
+  diskPath: string;
+  fixtures: ProbeFixtures;
+  signal: AbortSignal;
+}): Promise<ArmWindow> {
+  const sectorBytes = 512;
+  const oldFirst = Buffer.alloc(sectorBytes);
+  const old = await open(o.oldDiskPath, 'r');
+  try {
+    await old.read(oldFirst, 0, sectorBytes, 0);
+  } finally {
+    await old.close();
+  }
+  try {
+    await runCommand('cp', ['--sparse=always', o.armedDiskPath, o.diskPath]);
+    const disk = await open(o.diskPath, 'r+');
+    try {
+      await disk.write(oldFirst, 0, sectorBytes, 0);
+    } finally {
+      await disk.close();
+    }
+    const withoutFirstSector = await probeBoot({ diskPath: o.diskPath, fixtures: o.fixtures, signal: o.signal });
+    // A copy: a probe stops at GRUB's first line, but the armed disk must stay as arm left it.
+    await runCommand('cp', ['--sparse=always', o.armedDiskPath, o.diskPath]);
+    const armed = await probeBoot({ diskPath: o.diskPath, fixtures: o.fixtures, signal: o.signal });
+    return {
+      withoutFirstSector,
+      armed,
+      windowSectors: withoutFirstSector === 'old-os' && armed === 'recovery' ? 1 : undefined,
+    };
+  } finally {
+    await rm(o.diskPath, { force: true });
+  }
 }
