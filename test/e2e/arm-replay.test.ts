@@ -49,7 +49,8 @@ describe('power cuts replayed from a write log (QEMU blklogwrites)', () => {
       recorded.serialLog.includes(commitMarker),
       `the recorded run committed\n${recorded.serialLog.slice(-3000)}`,
     );
-    assert.equal(recorded.ending, 'reboot', recorded.serialLog.slice(-3000));
+    // The demo plan's finish is a power-off; either way the run ended by itself.
+    assert.ok(recorded.ending === 'poweroff' || recorded.ending === 'reboot', recorded.serialLog.slice(-3000));
     // Arm wrote its own LBA 0 offline; the only LBA 0 write of the armed run is the commit.
     const commits = firstSectorWrites(recorded.log);
     assert.equal(commits.length, 1, `one LBA 0 write in the run: ${JSON.stringify(commits)}`);

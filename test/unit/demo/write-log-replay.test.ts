@@ -68,6 +68,8 @@ describe('planReplay', () => {
     assert.deepEqual(all.writes.at(-1), { entryIndex: 2, keptBytes: 2048 });
     const some = planReplay(log, 2, { below: () => 3 });
     assert.deepEqual(some.writes.at(-1), { entryIndex: 2, keptBytes: 1536 });
+    // A 64-byte unit tears inside a sector: part old, part new.
+    assert.deepEqual(planReplay(log, 2, { below: () => 9 }, 64).torn?.keptBytes, 576);
     // With a 4096-byte unit the same write tears only whole or not at all.
     assert.deepEqual(planReplay(log, 2, always('highest'), 4096).torn?.keptBytes, 2048);
   });
