@@ -175,6 +175,31 @@ async function replayTrials(armedDiskPath: string): Promise<void> {
   );
   const commitIndex = lba0.at(-1) ?? log.entries.length;
 
+  // The brick window first (short probe boots: just before and after each LBA 0 write, and a few
+  // seeded prefixes), so it is printed even when the trials are stopped early.
+  const random = new SeededRandom(firstSeed);
+  const window = await measureBrickWindow({
+    recorded,
+    fixtures: workspace.fixtures,
+    diskPath: join(workspace.dir, 'probe.img'),
+    extraPrefixes: [0, random.below(commitIndex), random.below(commitIndex), log.entries.length],
+    signal,
+  });
+  const armWindow = await measureArmWindow({
+    oldDiskPath: workspace.fixtures.oldDiskPath,
+    armedDiskPath,
+    diskPath: join(workspace.dir, 'probe.img'),
+    fixtures: workspace.fixtures,
+    signal,
+  });
+  out(`probes:            ${window.probes.map((probe) => `prefix ${probe.prefix} → ${probe.kind}`).join('; ')}`);
+  out(
+    `brick window:      ${window.windowSectors ?? 'NOT MEASURED'} sector(s) written between the last prefix that boots the recovery path (${window.lastOldPrefix ?? '-'}) and the first that boots the new OS (${window.firstNewPrefix ?? '-'})${window.brickedPrefixes.length > 0 ? `; BRICKED PREFIXES ${window.brickedPrefixes.join(', ')}` : ''}${window.outOfOrder ? '; OUT OF ORDER' : ''}`,
+  );
+  out(
+    `arm's own window:  ${armWindow.windowSectors ?? 'NOT MEASURED'} sector(s), LBA 0 (arm runs on the host: the armed disk with the old LBA 0 back boots ${armWindow.withoutFirstSector}, the armed disk boots ${armWindow.armed})`,
+  );
+
   const tally = new Tally();
   let beforeCommit = 0;
   let torn = 0;
@@ -209,29 +234,6 @@ async function replayTrials(armedDiskPath: string): Promise<void> {
   tally.print();
   out(`time:              ${seconds(totalMs)} in all, ${seconds(totalMs / trials)} per trial`);
 
-  // The brick window: probes just before and after each LBA 0 write, and at a few seeded prefixes.
-  const random = new SeededRandom(firstSeed);
-  const window = await measureBrickWindow({
-    recorded,
-    fixtures: workspace.fixtures,
-    diskPath: join(workspace.dir, 'probe.img'),
-    extraPrefixes: [0, random.below(commitIndex), random.below(commitIndex), log.entries.length],
-    signal,
-  });
-  const armWindow = await measureArmWindow({
-    oldDiskPath: workspace.fixtures.oldDiskPath,
-    armedDiskPath,
-    diskPath: join(workspace.dir, 'probe.img'),
-    fixtures: workspace.fixtures,
-    signal,
-  });
-  out(`probes:            ${window.probes.map((probe) => `prefix ${probe.prefix} → ${probe.kind}`).join('; ')}`);
-  out(
-    `brick window:      ${window.windowSectors ?? 'NOT MEASURED'} sector(s) written between the last prefix that boots the recovery path (${window.lastOldPrefix ?? '-'}) and the first that boots the new OS (${window.firstNewPrefix ?? '-'})${window.brickedPrefixes.length > 0 ? `; BRICKED PREFIXES ${window.brickedPrefixes.join(', ')}` : ''}${window.outOfOrder ? '; OUT OF ORDER' : ''}`,
-  );
-  out(
-    `arm's own window:  ${armWindow.windowSectors ?? 'NOT MEASURED'} sector(s), LBA 0 (arm runs on the host: the armed disk with the old LBA 0 back boots ${armWindow.withoutFirstSector}, the armed disk boots ${armWindow.armed})`,
-  );
   out('');
 }
 
