@@ -237,7 +237,8 @@ async function replayTrials(armedDiskPath: string): Promise<void> {
   out('');
 }
 
-const workspace = await prepareDemo(silentLogger, 'bench-power');
+// Its own workspace per process: prepareDemo empties the directory, and two benches may run at once.
+const workspace = await prepareDemo(silentLogger, `bench-power-${process.pid}`);
 try {
   const armStarted = Date.now();
   const armed = await armDemoDisk(workspace, ['--json']);
