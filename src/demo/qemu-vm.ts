@@ -53,9 +53,10 @@ export function endingFromSerialLog(serialLog: string): 'reboot' | 'poweroff' | 
  * The disk: plain `-drive`, or with `writeLogPath` a `-blockdev` chain file → blklogwrites (log in
  * its own file node, 512-byte log sectors) → raw → virtio-blk. The device's write cache is on, so
  * the guest flushes as on a real disk and the log's FLUSH entries say what a power cut keeps; its
- * write-zeroes and discard are off, because QEMU 7.2's blklogwrites may place a write-zeroes
- * request's zeros away from its entry when requests overlap (fixed upstream in 2024), and a
- * discard's effect on a real disk is undefined anyway: the guest then writes zeros as data.
+ * write-zeroes and discard are off, because blklogwrites before its 2024 fixes may place a
+ * write-zeroes request's zeros away from its entry when requests overlap (QEMU builds differ in
+ * which fixes they carry), and a discard's effect on a real disk is undefined anyway: the guest
+ * then writes zeros as data.
  */
 function diskArguments(options: RunVmOptions): string[] {
   const format = options.diskFormat ?? 'raw';

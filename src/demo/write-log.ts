@@ -1,10 +1,12 @@
 import { ReimageError } from '../core/reimage-error.ts';
 
-// QEMU's blklogwrites log (QEMU 7.2 block/blklogwrites.c, its layout taken from Linux's
-// drivers/md/dm-log-writes.c). All fields little-endian; the log is a run of log sectors:
+// QEMU's blklogwrites log (QEMU's block/blklogwrites.c, its layout taken from Linux's
+// drivers/md/dm-log-writes.c; checked against QEMU 7.2 by hexdump of qemu-io's logs). All
+// fields little-endian; the log is a run of log sectors:
 //   sector 0: superblock { u64 magic 0x6a736677736872, u64 version 1, u64 nr_entries,
-//             u32 sectorsize }, zero-padded. QEMU writes it only after a FLUSH entry (and on
-//             close, which flushes), so until then it may be zeros and nr_entries may be short.
+//             u32 sectorsize }, zero-padded. QEMU rewrites it after each FLUSH entry (and on
+//             close, which flushes; builds with the 2024 changes, Debian's 7.2 among them, also
+//             every log-super-update-interval entries), so it may be zeros and nr_entries short.
 //   from sector 1: entries, in the order QEMU logged them (a request's completion order). Each is
 //             one sector { u64 sector, u64 nr_sectors, u64 flags, u64 data_len } zero-padded, then
 //             nr_sectors sectors of the written data, except for DISCARD entries (no data).
