@@ -9,7 +9,8 @@
 //   window with probe boots of the disk replayed to just before and just after each LBA 0 write.
 // Prints recovered / bricked / identity lost / boots per trial for each kind, the brick window,
 // and the refuge's overhead next to the plain run. Needs root. `--trials N` (default 50, per
-// kind), `--seed S` (first seed).
+// kind), `--seed S` (first seed), `--boot-timeout-min M` (default 15: a boot still running then
+// hangs, and its trial stops).
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -39,8 +40,10 @@ const { values } = parseArgs({
     trials: { type: 'string', default: '50' },
     seed: { type: 'string', default: '1' },
     kind: { type: 'string', default: 'both' },
+    'boot-timeout-min': { type: 'string', default: '15' },
   },
 });
+const bootTimeoutMs = Number(values['boot-timeout-min']) * 60_000;
 const trials = Number(values.trials);
 const firstSeed = Number(values.seed);
 const kind = values.kind;
@@ -59,6 +62,7 @@ class Tally {
   recovered = 0;
   bricked = 0;
   stuck = 0;
+  hung = 0;
   identityLost = 0;
   bundleLeft = 0;
   bootCount = 0;
@@ -69,6 +73,7 @@ class Tally {
     this.bootCount += result.boots.length;
     if (result.bricked) this.bricked++;
     if (result.stuck) this.stuck++;
+    if (result.hung) this.hung++;
     if (result.identity !== undefined && !result.identityKept) this.identityLost++;
     if (result.bundleLeft) this.bundleLeft++;
     if (!result.bricked && result.identityKept) this.recovered++;
@@ -78,6 +83,7 @@ class Tally {
     out(`recovered:         ${this.recovered}`);
     out(`bricked:           ${this.bricked}`);
     out(`stuck:             ${this.stuck} (every boot entered the recovery path, none the new OS)`);
+    out(`hung:              ${this.hung} (a boot neither rebooted nor powered off in its time)`);
     out(`identity lost:     ${this.identityLost}`);
     out(`bundle left:       ${this.bundleLeft}`);
     out(
@@ -87,7 +93,7 @@ class Tally {
 }
 
 const verdict = (result: TrialOutcome): string =>
-  `boots ${result.boots.join(' → ')}; ${result.identityKept ? 'identity kept' : 'IDENTITY NOT KEPT'}${result.bricked ? '; BRICKED' : ''}${result.stuck ? '; STUCK' : ''}${result.bundleLeft ? '; BUNDLE LEFT' : ''}`;
+  `boots ${result.boots.join(' → ')}; ${result.identityKept ? 'identity kept' : 'IDENTITY NOT KEPT'}${result.bricked ? '; BRICKED' : ''}${result.stuck ? '; STUCK' : ''}${result.hung ? '; HUNG' : ''}${result.bundleLeft ? '; BUNDLE LEFT' : ''}`;
 
 interface ArmReport {
   refuge?: { usedBytes: number };
@@ -119,6 +125,7 @@ async function sigkillTrials(armedDiskPath: string, armMs: number, report: ArmRe
       diskPath: join(workspace.dir, 'trial.img'),
       fixtures: workspace.fixtures,
       cut,
+      bootTimeoutMs,
       signal,
     });
     tally.add(result);
@@ -212,6 +219,7 @@ async function replayTrials(armedDiskPath: string): Promise<void> {
       plan,
       diskPath: join(workspace.dir, 'trial.img'),
       fixtures: workspace.fixtures,
+      bootTimeoutMs,
       signal,
     });
     tally.add(result);

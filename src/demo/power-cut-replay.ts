@@ -86,6 +86,8 @@ export async function runReplayTrial(o: {
   diskPath: string;
   fixtures: DemoFixtures;
   maxBoots?: number;
+  /** Each boot's time (default 15 min); a boot still running then hangs, and the trial stops. */
+  bootTimeoutMs?: number;
   onSerialLine?: (boot: number, line: string) => void;
   signal: AbortSignal;
 }): Promise<ReplayTrialResult> {
@@ -103,6 +105,7 @@ export async function runReplayTrial(o: {
     fixtures: o.fixtures,
     signal: o.signal,
     ...(o.maxBoots === undefined ? {} : { maxBoots: o.maxBoots }),
+    ...(o.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: o.bootTimeoutMs }),
     ...(o.onSerialLine === undefined ? {} : { onSerialLine: o.onSerialLine }),
   });
   return { ...outcome, plan, durationMs: Date.now() - started };

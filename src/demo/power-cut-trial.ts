@@ -78,6 +78,8 @@ export interface TrialOutcome {
   readonly bricked: boolean;
   /** Every boot entered the recovery path and none reached the new OS: stuck (or looping). */
   readonly stuck: boolean;
+  /** A boot neither rebooted nor powered off in its time: the machine hangs there (no more boots). */
+  readonly hung: boolean;
   readonly identity: IdentityReport | undefined;
   /** The new OS came up with the old machine-id and SSH host keys. */
   readonly identityKept: boolean;
@@ -97,6 +99,8 @@ export async function bootUntilNewOs(o: {
   fixtures: DemoFixtures;
   cut?: PowerCut;
   maxBoots?: number;
+  /** Each boot's time (default 15 min); a boot still running then hangs, and the trial stops. */
+  bootTimeoutMs?: number;
   /** Each serial line as it comes, with the boot's index (0: the first, the cut one). */
   onSerialLine?: (boot: number, line: string) => void;
   /** Called when the plug is pulled. */
@@ -107,6 +111,7 @@ export async function bootUntilNewOs(o: {
   const serialLogs: string[] = [];
   let cutHappened = false;
   let identity: IdentityReport | undefined;
+  let hung = false;
   const maxBoots = o.maxBoots ?? 4;
   for (let boot = 0; boot < maxBoots; boot++) {
     const plug = new AbortController();
@@ -129,11 +134,12 @@ export async function bootUntilNewOs(o: {
       const result = await runVm({
         diskPath: o.diskPath,
         memoryMiB: 3072,
-        timeoutMs: 15 * 60_000,
+        timeoutMs: o.bootTimeoutMs ?? 15 * 60_000,
         onSerialLine,
         signal: AbortSignal.any([plug.signal, o.signal]),
       });
       serialLog = result.serialLog;
+      hung = result.ending === 'timeout';
     } catch (error) {
       if (o.signal.aborted || !plug.signal.aborted) throw error;
       // runVm rejects with the signal's reason: the cut's own, or QEMU failed for another reason.
@@ -151,6 +157,8 @@ export async function bootUntilNewOs(o: {
     }
     // A boot that reached nothing (not cut) is a brick: booting again will not change it.
     if (kind === 'nothing' && !(boot === 0 && cutHappened)) break;
+    // A machine that hangs (a failed run that waits for a person) does not boot again by itself.
+    if (hung) break;
   }
   const old = o.fixtures.oldIdentity;
   return {
@@ -158,6 +166,7 @@ export async function bootUntilNewOs(o: {
     boots,
     bricked: boots.some((kind, index) => kind === 'nothing' && !(index === 0 && cutHappened)),
     stuck: identity === undefined && boots.at(-1) === 'recovery',
+    hung,
     identity,
     identityKept:
       identity !== undefined &&
@@ -180,6 +189,8 @@ export async function runPowerCutTrial(o: {
   fixtures: DemoFixtures;
   cut: PowerCut;
   maxBoots?: number;
+  /** Each boot's time (default 15 min). */
+  bootTimeoutMs?: number;
   /** Each serial line as it comes, with the boot's index (0: the one that is cut). */
   onSerialLine?: (boot: number, line: string) => void;
   /** Called when the plug is pulled. */
