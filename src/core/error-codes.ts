@@ -646,6 +646,16 @@ export const ERROR_CODES = {
     meaning: 'the Debian kernel package for the test fixtures could not be found or fetched',
   },
   REIMAGE_VM_FAILED: { exitClass: 'refusedUntouched', retryable: false, meaning: 'QEMU did not start the VM' },
+  REIMAGE_DEMO_WRITE_LOG_DAMAGED: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "a QEMU blklogwrites log (a power-cut trial's record of a run's writes) is damaged or not this disk's",
+  },
+  REIMAGE_DEMO_REPLAY_CUT: {
+    exitClass: 'refusedUntouched',
+    retryable: false,
+    meaning: "a replay's cut point is outside its write log",
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

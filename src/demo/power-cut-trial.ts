@@ -29,24 +29,9 @@ export const POWER_CUT_MARKERS: readonly string[] = [
 /** What one boot of the disk showed. */
 export type BootKind = 'recovery' | 'new-os' | 'old-os' | 'nothing';
 
-export interface PowerCutTrialResult {
+export interface PowerCutTrialResult extends TrialOutcome {
   readonly cut: PowerCut;
-  /** Whether the cut came before the boot ended by itself. */
-  readonly cutHappened: boolean;
-  /** What each boot was, the cut one first. */
-  readonly boots: readonly BootKind[];
-  /** A boot that reached neither the recovery path nor an OS: the brick. */
-  readonly bricked: boolean;
-  /** Every boot entered the recovery path and none reached the new OS: stuck (or looping). */
-  readonly stuck: boolean;
-  readonly identity: IdentityReport | undefined;
-  /** The new OS came up with the old machine-id and SSH host keys. */
-  readonly identityKept: boolean;
-  /** A retention bundle frame (private keys) is still somewhere on the raw disk. */
-  readonly bundleLeft: boolean;
   readonly durationMs: number;
-  /** The serial log of every boot, for a failure's message. */
-  readonly serialLogs: readonly string[];
 }
 
 const BUNDLE_FRAME_MAGIC = Buffer.from('REIMAGE-BUNDLE\0\0', 'latin1');
@@ -83,44 +68,65 @@ export async function fileContains(path: string, needle: Buffer): Promise<boolea
   }
 }
 
+/** What the boots of a trial showed, and the checks every kind of trial makes of them. */
+export interface TrialOutcome {
+  /** Whether the cut came before the first boot ended by itself (false when it had no cut). */
+  readonly cutHappened: boolean;
+  /** What each boot was, the first one first. */
+  readonly boots: readonly BootKind[];
+  /** A boot that reached neither the recovery path nor an OS (other than a cut one): the brick. */
+  readonly bricked: boolean;
+  /** Every boot entered the recovery path and none reached the new OS: stuck (or looping). */
+  readonly stuck: boolean;
+  /** A boot neither rebooted nor powered off in its time: the machine hangs there (no more boots). */
+  readonly hung: boolean;
+  readonly identity: IdentityReport | undefined;
+  /** The new OS came up with the old machine-id and SSH host keys. */
+  readonly identityKept: boolean;
+  /** A retention bundle frame (private keys) is still somewhere on the raw disk. */
+  readonly bundleLeft: boolean;
+  /** The serial log of every boot, for a failure's message. */
+  readonly serialLogs: readonly string[];
+}
+
 /**
- * One power-cut trial on a copy of an armed disk: boots it by its own BIOS path, pulls the plug
- * (SIGKILL of QEMU: every write QEMU already issued stays, as after a power cut whose disk had
- * flushed them) at the cut, then boots it again and again until the new OS comes up or
- * `maxBoots` is spent, and checks the new OS's identity and that no bundle is left on the disk.
+ * Boots a disk by its own BIOS path again and again until the new OS comes up or `maxBoots`
+ * (default 4) is spent, the first boot cut at `cut` if given (SIGKILL of QEMU: every write it
+ * already issued stays), then checks the new OS's identity and that no bundle is left on the disk.
  */
-export async function runPowerCutTrial(o: {
-  armedDiskPath: string;
+export async function bootUntilNewOs(o: {
   diskPath: string;
   fixtures: DemoFixtures;
-  cut: PowerCut;
+  cut?: PowerCut;
   maxBoots?: number;
-  /** Each serial line as it comes, with the boot's index (0: the one that is cut). */
+  /** Each boot's time (default 15 min); a boot still running then hangs, and the trial stops. */
+  bootTimeoutMs?: number;
+  /** Each serial line as it comes, with the boot's index (0: the first, the cut one). */
   onSerialLine?: (boot: number, line: string) => void;
   /** Called when the plug is pulled. */
   onCut?: () => void;
   signal: AbortSignal;
-}): Promise<PowerCutTrialResult> {
-  const started = Date.now();
-  await runCommand('cp', ['--sparse=always', o.armedDiskPath, o.diskPath]);
+}): Promise<TrialOutcome> {
   const boots: BootKind[] = [];
   const serialLogs: string[] = [];
   let cutHappened = false;
   let identity: IdentityReport | undefined;
+  let hung = false;
   const maxBoots = o.maxBoots ?? 4;
   for (let boot = 0; boot < maxBoots; boot++) {
     const plug = new AbortController();
     const lines: string[] = [];
     let scheduled = false;
+    const cut = boot === 0 ? o.cut : undefined;
     const onSerialLine = (line: string): void => {
       lines.push(line);
       o.onSerialLine?.(boot, line);
-      if (boot === 0 && !scheduled && line.includes(o.cut.marker)) {
+      if (cut !== undefined && !scheduled && line.includes(cut.marker)) {
         scheduled = true;
         setTimeout(() => {
           o.onCut?.();
           plug.abort(new Error('power cut'));
-        }, o.cut.delayMs).unref();
+        }, cut.delayMs).unref();
       }
     };
     let serialLog: string;
@@ -128,11 +134,12 @@ export async function runPowerCutTrial(o: {
       const result = await runVm({
         diskPath: o.diskPath,
         memoryMiB: 3072,
-        timeoutMs: 15 * 60_000,
+        timeoutMs: o.bootTimeoutMs ?? 15 * 60_000,
         onSerialLine,
         signal: AbortSignal.any([plug.signal, o.signal]),
       });
       serialLog = result.serialLog;
+      hung = result.ending === 'timeout';
     } catch (error) {
       if (o.signal.aborted || !plug.signal.aborted) throw error;
       // runVm rejects with the signal's reason: the cut's own, or QEMU failed for another reason.
@@ -150,21 +157,48 @@ export async function runPowerCutTrial(o: {
     }
     // A boot that reached nothing (not cut) is a brick: booting again will not change it.
     if (kind === 'nothing' && !(boot === 0 && cutHappened)) break;
+    // A machine that hangs (a failed run that waits for a person) does not boot again by itself.
+    if (hung) break;
   }
   const old = o.fixtures.oldIdentity;
   return {
-    cut: o.cut,
     cutHappened,
     boots,
     bricked: boots.some((kind, index) => kind === 'nothing' && !(index === 0 && cutHappened)),
     stuck: identity === undefined && boots.at(-1) === 'recovery',
+    hung,
     identity,
     identityKept:
       identity !== undefined &&
       identity.machineId === old.machineId &&
       isDeepStrictEqual(identity.sshHostKeySha256, old.sshHostKeySha256),
     bundleLeft: await fileContains(o.diskPath, BUNDLE_FRAME_MAGIC),
-    durationMs: Date.now() - started,
     serialLogs,
   };
+}
+
+/**
+ * One power-cut trial on a copy of an armed disk: boots it by its own BIOS path, pulls the plug
+ * (SIGKILL of QEMU: every write QEMU already issued stays, as after a power cut whose disk had
+ * flushed them) at the cut, then boots it again and again until the new OS comes up or
+ * `maxBoots` is spent, and checks the new OS's identity and that no bundle is left on the disk.
+ */
+export async function runPowerCutTrial(o: {
+  armedDiskPath: string;
+  diskPath: string;
+  fixtures: DemoFixtures;
+  cut: PowerCut;
+  maxBoots?: number;
+  /** Each boot's time (default 15 min). */
+  bootTimeoutMs?: number;
+  /** Each serial line as it comes, with the boot's index (0: the one that is cut). */
+  onSerialLine?: (boot: number, line: string) => void;
+  /** Called when the plug is pulled. */
+  onCut?: () => void;
+  signal: AbortSignal;
+}): Promise<PowerCutTrialResult> {
+  const started = Date.now();
+  await runCommand('cp', ['--sparse=always', o.armedDiskPath, o.diskPath]);
+  const outcome = await bootUntilNewOs(o);
+  return { cut: o.cut, ...outcome, durationMs: Date.now() - started };
 }

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { ReimageError } from '../core/reimage-error.ts';
 
 export interface RunVmOptions {
@@ -11,9 +12,14 @@ export interface RunVmOptions {
   readonly diskFormat?: 'raw';
   /**
    * A blkdebug rules file (QEMU's I/O error injection, docs/devel/testing/blkdebug.rst): the disk
-   * is opened through it, so the guest sees the errors its rules inject.
+   * is opened through it, so the guest sees the errors its rules inject. Not with writeLogPath.
    */
   readonly blkdebugConfigPath?: string;
+  /**
+   * Record every write, flush and discard the disk gets into this file (QEMU's blklogwrites, the
+   * dm-log-writes format; src/demo/write-log.ts reads it). runVm empties the file first.
+   */
+  readonly writeLogPath?: string;
   /** Default 1024. */
   readonly memoryMiB?: number;
   /** Default 2. */
@@ -48,6 +54,52 @@ export function endingFromSerialLog(serialLog: string): 'reboot' | 'poweroff' | 
   return restart > powerDown ? 'reboot' : 'poweroff';
 }
 
+/**
+ * The disk: plain `-drive`; with `blkdebugConfigPath` through blkdebug; or with `writeLogPath` a `-blockdev` chain file → blklogwrites (log in
+ * its own file node, 512-byte log sectors) → raw → virtio-blk. The device's write cache is on, so
+ * the guest flushes as on a real disk and the log's FLUSH entries say what a power cut keeps; its
+ * write-zeroes and discard are off, because blklogwrites before its 2024 fixes may place a
+ * write-zeroes request's zeros away from its entry when requests overlap (QEMU builds differ in
+ * which fixes they carry), and a discard's effect on a real disk is undefined anyway: the guest
+ * then writes zeros as data.
+ */
+function diskArguments(options: RunVmOptions): string[] {
+  const format = options.diskFormat ?? 'raw';
+  if (options.writeLogPath !== undefined && options.blkdebugConfigPath !== undefined) {
+    throw new Error('runVm: a write log and blkdebug rules on one disk are not supported');
+  }
+  if (options.blkdebugConfigPath !== undefined) {
+    // Options rather than "blkdebug:CONFIG:IMAGE", which cannot hold a path with a colon.
+    return [
+      '-drive',
+      `if=virtio,format=${format},file.driver=blkdebug,file.config=${options.blkdebugConfigPath.replaceAll(',', ',,')},file.image.driver=file,file.image.filename=${options.diskPath.replaceAll(',', ',,')}`,
+    ];
+  }
+  if (options.writeLogPath === undefined) {
+    return ['-drive', `file=${options.diskPath.replaceAll(',', ',,')},format=${format},if=virtio`];
+  }
+  // JSON, so no path needs QEMU's comma escaping.
+  const node = {
+    driver: format,
+    'node-name': 'disk',
+    file: {
+      driver: 'blklogwrites',
+      'log-sector-size': WRITE_LOG_SECTOR_BYTES,
+      file: { driver: 'file', filename: options.diskPath },
+      log: { driver: 'file', filename: options.writeLogPath },
+    },
+  };
+  return [
+    '-blockdev',
+    JSON.stringify(node),
+    '-device',
+    'virtio-blk-pci,drive=disk,write-cache=on,write-zeroes=off,discard=off',
+  ];
+}
+
+/** The log's sector: the granularity of its entries and of what a replay can tear. */
+export const WRITE_LOG_SECTOR_BYTES = 512;
+
 /** The qemu-system-x86_64 arguments for these options (pure; see docs/adr/0303-qemu-harness.md). */
 export function qemuArguments(options: RunVmOptions): string[] {
   const args = [
@@ -64,11 +116,7 @@ export function qemuArguments(options: RunVmOptions): string[] {
     '-nographic',
     // A guest reboot ends QEMU instead of booting again, so every run ends.
     '-no-reboot',
-    '-drive',
-    options.blkdebugConfigPath === undefined
-      ? `file=${options.diskPath.replaceAll(',', ',,')},format=${options.diskFormat ?? 'raw'},if=virtio`
-      : // Options rather than "blkdebug:CONFIG:IMAGE", which cannot hold a path with a colon.
-        `if=virtio,format=${options.diskFormat ?? 'raw'},file.driver=blkdebug,file.config=${options.blkdebugConfigPath.replaceAll(',', ',,')},file.image.driver=file,file.image.filename=${options.diskPath.replaceAll(',', ',,')}`,
+    ...diskArguments(options),
   ];
   if (options.kernelPath !== undefined) {
     args.push('-kernel', options.kernelPath);
@@ -87,6 +135,8 @@ export async function runVm(options: RunVmOptions): Promise<VmResult> {
   options.signal?.throwIfAborted();
   const startedMs = Date.now();
   const args = qemuArguments(options);
+  // blklogwrites opens an existing file and starts its log at the beginning.
+  if (options.writeLogPath !== undefined) await writeFile(options.writeLogPath, '');
   return new Promise((resolvePromise, rejectPromise) => {
     const child = spawn(QEMU_BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: string[] = [];
