@@ -55,6 +55,25 @@ interface ExtState {
   readonly groups: readonly ExtGroup[];
 }
 
+/**
+ * Replays the filesystem's journal if it has one to replay, and changes nothing else
+ * (`e2fsck -E journal_only`). A power cut while the armed run had the new filesystem mounted (the
+ * restore, the after-hooks) leaves it needing recovery, and with the disk's unflushed writes lost
+ * or torn its bitmaps on disk may be stale or fail their checksums: dumpe2fs then refuses them,
+ * and the run could never resume. After the replay the bitmaps are the ones the kernel's own
+ * mount would see. On a clean filesystem it reads the superblock and writes nothing.
+ */
+async function replayExtJournal(device: string, signal: AbortSignal | undefined): Promise<void> {
+  const replay = await runCommand('e2fsck', ['-E', 'journal_only', '-p', device], { allowFailure: true, signal });
+  // 0: nothing to do or replayed; 1: replayed (errors corrected). Anything else is a failure.
+  if (replay.exitCode === 0 || replay.exitCode === 1) return;
+  throw new ReimageError(
+    'REIMAGE_REFUGE_PROTECT_UNSUPPORTED',
+    `The journal of the filesystem on ${device} could not be replayed (e2fsck -E journal_only exit ${replay.exitCode}: ${replay.stderr.trim().split('\n').at(-1) || replay.stdout.trim().split('\n').at(-1) || 'no message'}), so its bitmaps cannot be trusted and the refuge's blocks cannot be protected inside it. Nothing else was changed; reimage status --disk and the log say where the run is.`,
+    { evidence: { device, exitCode: replay.exitCode } },
+  );
+}
+
 async function readExtState(device: string, signal: AbortSignal | undefined): Promise<ExtState> {
   // The full dump carries the header ("Block size", "Block count") and every group's free list.
   const dump = await runCommand('dumpe2fs', [device], { allowFailure: true, signal });
@@ -220,6 +239,7 @@ export async function protectExtBlocks(
   ranges: readonly ByteRange[],
   o: { readonly signal?: AbortSignal } = {},
 ): Promise<{ blocks: number; alreadyProtected: number }> {
+  await replayExtJournal(device, o.signal);
   const before = await readExtState(device, o.signal);
   const runs = blocksWithin(device, ranges, before);
   const badRuns = runsOf(before.badBlocks);
@@ -296,6 +316,7 @@ export async function releaseExtBlocks(
   ranges: readonly ByteRange[],
   o: { readonly signal?: AbortSignal } = {},
 ): Promise<{ blocks: number; freeBlocks: number }> {
+  await replayExtJournal(device, o.signal);
   const before = await readExtState(device, o.signal);
   const runs = blocksWithin(device, ranges, before);
   const badRuns = runsOf(before.badBlocks);
