@@ -98,9 +98,9 @@ export interface ArmedRunReport {
    */
   readonly partitionTableSha256: string;
   /**
-   * `ran`: the after-hooks ran to their end in this run. `interrupted`: an earlier boot started
-   * them and did not finish (they failed, or the power was cut); they run at most once, so they
-   * were not run again — the earlier boot's log says how they ended.
+   * `ran`: the after-hooks ran to their end in this run (after a failure of theirs in an earlier
+   * attempt, again). `interrupted`: the power was cut while an earlier boot ran them; a hook may
+   * have half-run, so they are not run twice — the earlier boot's log says how far they got.
    */
   readonly afterHooks: 'ran' | 'interrupted';
 }
@@ -163,6 +163,13 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
         { evidence: { stage: resumedFrom }, targetState: 'unknown' },
       );
     }
+    // A failure recorded while the after-hooks ran means they ended (failed), unlike a power cut
+    // in them, which leaves `hooks-started` with no failure: the retry runs them again rather than
+    // committing a new OS whose set-up failed with nobody watching (/init retries, visibly).
+    const rerunFailedHooks =
+      resumedFrom === 'failed' &&
+      journal.state.failedAt === 'hooks-started' &&
+      journal.state.reason?.code === 'REIMAGE_RUN_AFTER_HOOK_FAILED';
     try {
       await checkRefugeDigests(disk, found.header, found.headerBytes, journal, log);
       await journal.record({ type: 'begin-attempt' });
@@ -188,7 +195,12 @@ export async function runArmed(o: ArmedRunOptions): Promise<ArmedRunReport> {
               `armed run: going on from stage ${journal.state.stage} (attempt ${attempt} of ${IN_RUN_ATTEMPTS} in this boot)`,
             );
           bytesWritten += await ensureWritten(context);
-          const report = await ensureRestored(context, bundlePath, { startedAt, resumedFrom, bytesWritten });
+          const report = await ensureRestored(context, bundlePath, {
+            startedAt,
+            resumedFrom,
+            bytesWritten,
+            rerunFailedHooks,
+          });
           await ensureBundleWiped(context);
           // The release comes before the commit (docs/adr/0608-release-before-commit.md): the
           // commit is the run's last disk step, so no cut can leave the refuge's blocks listed as bad.
@@ -416,7 +428,7 @@ function refugeRangesIn(c: RunContext, partitionNumber: number): ByteRange[] {
 async function ensureRestored(
   c: RunContext,
   bundlePath: string | undefined,
-  facts: { startedAt: Date; resumedFrom: JournalStage; bytesWritten: number },
+  facts: { startedAt: Date; resumedFrom: JournalStage; bytesWritten: number; rerunFailedHooks: boolean },
 ): Promise<ArmedRunReport> {
   const { journal, o, plan, map } = c;
   let afterHooks: ArmedRunReport['afterHooks'] = 'ran';
@@ -503,10 +515,13 @@ async function ensureRestored(
     if (journal.state.stage === 'restored') {
       await journal.record({ type: 'hooks-started' });
       await runAfterHooks({ plan, newRoot, log: o.log, signal: o.signal });
+    } else if (facts.rerunFailedHooks) {
+      o.log.warn('the after-hooks failed in an earlier attempt: running them again');
+      await runAfterHooks({ plan, newRoot, log: o.log, signal: o.signal });
     } else {
       afterHooks = 'interrupted';
       o.log.warn(
-        "the after-hooks started in an earlier boot and did not finish (they failed, or the power was cut): they are not run twice; the report says 'interrupted' and the earlier boot's log says how they ended",
+        "the power was cut while an earlier boot ran the after-hooks: they are not run twice; the report says 'interrupted' and the earlier boot's log says how far they got",
       );
     }
     const final = report(restored, verified);
