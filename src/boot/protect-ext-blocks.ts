@@ -317,6 +317,18 @@ export async function releaseExtBlocks(
   o: { readonly signal?: AbortSignal } = {},
 ): Promise<{ blocks: number; freeBlocks: number }> {
   await replayExtJournal(device, o.signal);
+  // Writing the list runs e2fsck, which repairs whatever else it finds: on a filesystem that is
+  // not clean that may allocate blocks (a new lost+found, a rebuilt journal) among the ones just
+  // freed — the refuge, which must boot the recovery path until the commit. Only a clean one is
+  // released; the caller leaves the blocks listed otherwise (lost room, never a damaged refuge).
+  const check = await runCommand('e2fsck', ['-fn', device], { allowFailure: true, signal: o.signal });
+  if (check.exitCode !== 0) {
+    throw new ReimageError(
+      'REIMAGE_REFUGE_RELEASE_UNSAFE',
+      `The filesystem on ${device} is not clean (e2fsck -fn exit ${check.exitCode}), so the refuge's blocks stay on its bad-block list: releasing them runs a repair that could write into the refuge. After the new OS boots, e2fsck -f and then e2fsck -L with an empty list give them back.`,
+      { evidence: { device, exitCode: check.exitCode }, targetTouched: true },
+    );
+  }
   const before = await readExtState(device, o.signal);
   const runs = blocksWithin(device, ranges, before);
   const badRuns = runsOf(before.badBlocks);

@@ -603,6 +603,12 @@ export const ERROR_CODES = {
     retryable: false,
     meaning: "writing a new filesystem's bad-block list failed, or it does not hold what was written",
   },
+  REIMAGE_REFUGE_RELEASE_UNSAFE: {
+    exitClass: 'failedTouched',
+    retryable: false,
+    meaning:
+      "a new filesystem is not clean, so the refuge's blocks stay on its bad-block list (a repair could write into the refuge)",
+  },
 
   // The demo and its fixtures.
   REIMAGE_DEMO_NEEDS_ROOT: {

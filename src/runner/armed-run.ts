@@ -25,6 +25,7 @@ import {
   writeBundleRaw,
 } from '../boot/index.ts';
 import { wipeStaleGptHeaders } from '../boot/stale-gpt.ts';
+import { isAbortError } from '../core/exit-codes.ts';
 import { ignoreProgress, type OnProgress } from '../core/progress.ts';
 import { isReimageError, ReimageError } from '../core/reimage-error.ts';
 import { runCommand } from '../core/run-command.ts';
@@ -581,8 +582,17 @@ async function ensureReleased(c: RunContext): Promise<void> {
       const inside = refugeRangesIn(c, number);
       if (inside.length === 0) continue;
       if (!EXT_FILESYSTEMS.has((await probeFilesystem(loop.device)).TYPE ?? '')) continue;
-      const released = await releaseExtBlocks(loop.device, inside);
-      c.o.log.info(`partition ${number}: ${released.blocks} refuge blocks off the bad-block list`);
+      // A release that fails leaves the blocks listed as bad: room lost in the new OS, nothing
+      // worse. It must not hold back the commit of a complete new OS for ever.
+      try {
+        const released = await releaseExtBlocks(loop.device, inside);
+        c.o.log.info(`partition ${number}: ${released.blocks} refuge blocks off the bad-block list`);
+      } catch (error) {
+        if (isAbortError(error) || c.o.signal?.aborted === true) throw error;
+        c.o.log.warn(
+          `partition ${number}: the refuge's blocks stay on its bad-block list (${error instanceof Error ? error.message : String(error)}); committing all the same`,
+        );
+      }
     }
   } finally {
     for (const loop of loops.values()) await loop.detach();

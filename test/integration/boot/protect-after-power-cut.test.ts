@@ -8,11 +8,22 @@
 // must replay the journal first, and the files written before the sync must all be there.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { protectExtBlocks } from '../../../src/boot/protect-ext-blocks.ts';
+import { protectExtBlocks, releaseExtBlocks } from '../../../src/boot/protect-ext-blocks.ts';
+import { isReimageError } from '../../../src/core/reimage-error.ts';
 
 const MIB = 1024 * 1024;
 const FILE_COUNT = 200;
@@ -96,6 +107,37 @@ describe('protecting refuge blocks in a new ext filesystem a power cut left mid-
       }
     } finally {
       run('losetup', ['-d', loop]);
+    }
+  });
+});
+
+describe('releasing refuge blocks from a filesystem that is not clean', () => {
+  it('refuses (the repair could write into the refuge) and leaves the bad-block list as it was', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'reimage-release-unclean-'));
+    const image = join(dir, 'fs.img');
+    run('truncate', ['-s', String(64 * MIB), image]);
+    const loop = run('losetup', ['--find', '--show', image]).trim();
+    try {
+      run('mke2fs', ['-q', '-F', '-t', 'ext4', '-E', 'nodiscard', loop]);
+      const refuge = [{ offsetBytes: 48 * MIB, lengthBytes: MIB }];
+      await protectExtBlocks(loop, refuge);
+      const listed = run('dumpe2fs', ['-b', loop]);
+      assert.notEqual(listed.trim(), '', 'the refuge blocks are listed');
+      // An inode no directory names (a hook's crash, a bug): the repair would link it into
+      // /lost+found, which may have to grow into free blocks — the refuge's, once released.
+      writeFileSync(join(dir, 'orphan.txt'), 'left behind\n');
+      run('debugfs', ['-w', '-R', `write ${join(dir, 'orphan.txt')} orphan`, loop]);
+      run('debugfs', ['-w', '-R', 'unlink orphan', loop]);
+      assert.notEqual(spawnSync('e2fsck', ['-fn', loop]).status, 0, 'the filesystem is not clean');
+      await assert.rejects(releaseExtBlocks(loop, refuge), (error: unknown) => {
+        assert.ok(isReimageError(error));
+        assert.equal(error.code, 'REIMAGE_REFUGE_RELEASE_UNSAFE');
+        return true;
+      });
+      assert.equal(run('dumpe2fs', ['-b', loop]), listed, 'the list is unchanged');
+    } finally {
+      run('losetup', ['-d', loop]);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
