@@ -171,6 +171,18 @@ armed_retry_delay_s() {
   echo "$delay"
 }
 
+# A run killed by a signal (the OOM killer, a crash) skips its own clean-up: its mounts of the new
+# partitions, their loop devices and its work dir (the image copy, in RAM) would stay, and a retry
+# would mount a filesystem still mounted. Nothing else in this initramfs mounts a loop device, so
+# every loop mount and loop device goes, and every armed work dir (the console log keeps the words).
+clear_armed_leftovers() {
+  awk 'index($1, "/dev/loop") == 1 { print $2 }' /proc/mounts | sort -r | while read -r mnt; do
+    umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
+  done
+  losetup -D 2>/dev/null
+  rm -rf "\${TMPDIR:-/tmp}"/reimage-armed-* 2>/dev/null
+}
+
 # The armed run (docs/arm.md): it takes the plan and image from the refuge and goes on from its
 # journal, so running it again is always safe. 0: the plan's finish. 3: it refused before the disk
 # was touched and gave the old LBA 0 back: the old OS boots. Anything else: the disk may be
@@ -205,6 +217,7 @@ run_armed() {
     say "Retry $retries of the armed run in $delay_s s (at $at UTC by this machine's clock); it goes on from its journal."
     sync
     sleep "$delay_s"
+    clear_armed_leftovers
   done
 }
 

@@ -50,6 +50,8 @@ function dispatchRun(
     'sleep() { call "sleep $*"; if [ "$1" = 3600 ]; then call stays; exit 0; fi; }',
     'REIMAGE=reimage_stub',
     script.slice(begin, end),
+    // After the script's own definition: the real one unmounts and detaches on this host.
+    'clear_armed_leftovers() { call "clear leftovers"; }',
     'run_plan',
     'call "run_plan returned"',
   ].join('\n');
@@ -138,6 +140,7 @@ const waitsThenRetries = (delaySeconds: number): string[] => [
   `tail -n 40 ${RUN_LOG}`,
   'sync',
   `sleep ${delaySeconds}`,
+  'clear leftovers',
   `runner ${ARMED_RUNNER}`,
 ];
 
