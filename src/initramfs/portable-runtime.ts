@@ -92,8 +92,9 @@ export function toolWrapperScript(o: {
   return [
     '#!/bin/sh',
     `# reimage portable runtime: ${o.name} through the runtime's own loader and libraries, never the host's.`,
-    `r=\${0%/*}/..`,
-    'case $r in /*) ;; *) r=$PWD/$r ;; esac',
+    // The runtime's root from this file's real place: through a symlink (ln -s …/bin/reimage
+    // /usr/local/sbin/) or `sh reimage` too.
+    'r=$(dirname "$(readlink -f "$0")")/..',
     ...(o.exports ?? []),
     `exec "$r/${o.manifest.loader}" --library-path "${libraryPath}" --argv0 ${quote(o.name)} "$r/${o.program}" ${(o.programArgs ?? []).map((arg) => `${arg} `).join('')}"$@"`,
     '',

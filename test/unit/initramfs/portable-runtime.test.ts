@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runtimeLinkTarget, toolWrapperScript } from '../../../src/initramfs/portable-runtime.ts';
 
@@ -33,8 +37,29 @@ describe('toolWrapperScript', () => {
       /exec "\$r\/usr\/lib64\/ld\.so" --library-path "\$r\/usr\/lib\/x86_64-linux-gnu:\$r\/usr\/lib64" --argv0 'it'\\''s' "\$r\/usr\/sbin\/tool" "\$@"\n$/,
     );
   });
-  it('finds the runtime from its own path, made absolute', () => {
+  it('finds the runtime from its real place: directly, through a symlink, and as `sh wrapper`', () => {
     assert.match(script, /^#!\/bin\/sh\n/);
-    assert.match(script, /\nr=\$\{0%\/\*\}\/\.\.\ncase \$r in \/\*\) ;; \*\) r=\$PWD\/\$r ;; esac\n/);
+    const dir = mkdtempSync(join(tmpdir(), 'reimage-wrapper-'));
+    try {
+      const root = join(dir, 'runtime');
+      mkdirSync(join(root, 'bin'), { recursive: true });
+      mkdirSync(join(root, 'usr/lib64'), { recursive: true });
+      // A stand-in loader that says where it was started from and with what.
+      writeFileSync(join(root, 'usr/lib64/ld.so'), '#!/bin/sh\necho "$0 $*"\n', { mode: 0o755 });
+      writeFileSync(join(root, 'bin/tool'), script, { mode: 0o755 });
+      symlinkSync(join(root, 'bin/tool'), join(dir, 'linked-tool'));
+      const real = realpathSync(root);
+      const expected = `${real}/bin/../usr/lib64/ld.so --library-path ${real}/bin/../usr/lib/x86_64-linux-gnu:${real}/bin/../usr/lib64 --argv0 it's ${real}/bin/../usr/sbin/tool a b\n`;
+      for (const [command, args] of [
+        [join(root, 'bin/tool'), ['a', 'b']],
+        [join(dir, 'linked-tool'), ['a', 'b']],
+        ['sh', ['bin/tool', 'a', 'b']],
+      ] as const) {
+        const run = spawnSync(command, args, { cwd: root, encoding: 'utf8' });
+        assert.equal(run.stdout, expected, `${command} ${args.join(' ')}: ${run.stderr}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
