@@ -117,16 +117,33 @@ export interface ProbeFixtures {
   readonly oldIdentity: { readonly osVersion: string };
 }
 
-/** The first line of each path a BIOS boot of the demo disk can take, and the signs of none. */
-export function probeLines(fixtures: ProbeFixtures): {
-  kind: Exclude<BootKind, 'nothing'>;
-  line: string;
-}[] {
+/**
+ * Each path a BIOS boot of the demo disk can take: the line that says its bootloader chose it, and
+ * the line that says it started (its kernel and init ran). A path counts only once started: a
+ * recovery path whose kernel or initramfs is damaged is chosen by GRUB and is still a brick.
+ */
+export interface ProbePath {
+  readonly kind: Exclude<BootKind, 'nothing'>;
+  readonly chosen: string;
+  readonly started: string;
+}
+
+export function probeLines(fixtures: ProbeFixtures): ProbePath[] {
   return [
-    { kind: 'recovery', line: 'reimage: recovery boot path' },
-    // The demo OSes' GRUB menu entries (demo-root.ts serialGrubConfig: "Loading <PRETTY_NAME> ...").
-    { kind: 'new-os', line: `Loading Demo Kiosk OS ${fixtures.newOsVersion} ...` },
-    { kind: 'old-os', line: `Loading Demo Kiosk OS ${fixtures.oldIdentity.osVersion} ...` },
+    // The refuge's GRUB echoes the first; the recovery initramfs's /init prints the second.
+    { kind: 'recovery', chosen: 'reimage: recovery boot path', started: 'reimage-init [' },
+    // The demo OSes' GRUB menu entries (demo-root.ts serialGrubConfig: "Loading <PRETTY_NAME> ..."),
+    // then the OS's own init printing its identity.
+    {
+      kind: 'new-os',
+      chosen: `Loading Demo Kiosk OS ${fixtures.newOsVersion} ...`,
+      started: 'REIMAGE-DEMO IDENTITY BEGIN',
+    },
+    {
+      kind: 'old-os',
+      chosen: `Loading Demo Kiosk OS ${fixtures.oldIdentity.osVersion} ...`,
+      started: 'REIMAGE-DEMO IDENTITY BEGIN',
+    },
   ];
 }
 
@@ -140,7 +157,25 @@ export const BRICK_LINES: readonly string[] = [
   'Kernel panic',
 ];
 
-/** What a short boot showed first: which path started, or nothing (a brick) within `timeoutMs`. */
+/**
+ * What a probe boot's serial lines so far tell (pure): the path that was chosen and then started,
+ * `nothing` once a brick line came, undefined while not told yet.
+ */
+export function probeVerdict(lines: readonly string[], fixtures: ProbeFixtures): BootKind | undefined {
+  const paths = probeLines(fixtures);
+  let chosen: ProbePath | undefined;
+  for (const line of lines) {
+    if (BRICK_LINES.some((brick) => line.includes(brick))) return 'nothing';
+    if (chosen === undefined) chosen = paths.find((path) => line.includes(path.chosen));
+    else if (line.includes(chosen.started)) return chosen.kind;
+  }
+  return undefined;
+}
+
+/**
+ * What a short boot showed: which path started, or nothing (a brick: a brick line, or no path
+ * started within `timeoutMs`).
+ */
 export async function probeBoot(o: {
   diskPath: string;
   fixtures: ProbeFixtures;
@@ -148,18 +183,21 @@ export async function probeBoot(o: {
   signal: AbortSignal;
 }): Promise<BootKind> {
   const told = new AbortController();
-  const lines = probeLines(o.fixtures);
+  const lines: string[] = [];
   let kind: BootKind = 'nothing';
   const onSerialLine = (line: string): void => {
     if (told.signal.aborted) return;
-    const found = lines.find((probe) => line.includes(probe.line));
-    if (found !== undefined) kind = found.kind;
-    if (found !== undefined || BRICK_LINES.some((brick) => line.includes(brick))) told.abort(new Error('told'));
+    lines.push(line);
+    const verdict = probeVerdict(lines, o.fixtures);
+    if (verdict === undefined) return;
+    kind = verdict;
+    told.abort(new Error('told'));
   };
   try {
     await runVm({
       diskPath: o.diskPath,
-      memoryMiB: 512,
+      // The recovery initramfs unpacks into RAM before its /init speaks.
+      memoryMiB: 1024,
       timeoutMs: o.timeoutMs ?? 5 * 60_000,
       onSerialLine,
       signal: AbortSignal.any([told.signal, o.signal]),

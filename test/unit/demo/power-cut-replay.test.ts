@@ -5,6 +5,7 @@ import {
   firstSectorWrites,
   planCommitKeptOthersLost,
   probeLines,
+  probeVerdict,
   sectorsWritten,
 } from '../../../src/demo/power-cut-replay.ts';
 import { WRITE_LOG_FLAGS } from '../../../src/demo/write-log.ts';
@@ -91,14 +92,27 @@ describe('planCommitKeptOthersLost', () => {
   });
 });
 
-describe('probeLines', () => {
+describe('probeLines and probeVerdict', () => {
+  const fixtures = { newOsVersion: '2.0', oldIdentity: { osVersion: '1.0' } };
   it("tells the recovery path, the new OS's and the old OS's GRUB entries apart", () => {
-    const lines = probeLines({ newOsVersion: '2.0', oldIdentity: { osVersion: '1.0' } });
+    const lines = probeLines(fixtures);
     assert.deepEqual(
       lines.map((line) => line.kind),
       ['recovery', 'new-os', 'old-os'],
     );
-    assert.equal(new Set(lines.map((line) => line.line)).size, 3);
-    assert.ok(!lines[2]?.line.includes('2.0'));
+    assert.equal(new Set(lines.map((line) => line.chosen)).size, 3);
+    assert.ok(!lines[2]?.chosen.includes('2.0'));
+  });
+
+  it('counts a path only once it started, not when its bootloader chose it', () => {
+    const recovery = ['SeaBIOS', 'reimage: recovery boot path', 'Linux version 6.1'];
+    assert.equal(probeVerdict(recovery, fixtures), undefined, 'chosen, not started yet');
+    assert.equal(probeVerdict([...recovery, 'reimage-init [3.1]: hello'], fixtures), 'recovery');
+    assert.equal(probeVerdict([...recovery, 'Kernel panic - not syncing: VFS'], fixtures), 'nothing');
+    assert.equal(probeVerdict(['reimage-init [1.0]: out of order'], fixtures), undefined, 'started before chosen');
+    const newOs = ['Loading Demo Kiosk OS 2.0 ...', '=== REIMAGE-DEMO IDENTITY BEGIN ==='];
+    assert.equal(probeVerdict(newOs, fixtures), 'new-os');
+    assert.equal(probeVerdict(['Loading Demo Kiosk OS 1.0 ...', newOs[1] ?? ''], fixtures), 'old-os');
+    assert.equal(probeVerdict(['Boot failed: not a bootable disk'], fixtures), 'nothing');
   });
 });
