@@ -27,7 +27,12 @@ import {
   recordArmedRun,
   runReplayTrial,
 } from '../src/demo/power-cut-replay.ts';
-import { runPowerCutTrial, type TrialOutcome } from '../src/demo/power-cut-trial.ts';
+import {
+  demoRetainedKeysCheck,
+  type RetainedKeysCheck,
+  runPowerCutTrial,
+  type TrialOutcome,
+} from '../src/demo/power-cut-trial.ts';
 import { runVm } from '../src/demo/qemu-vm.ts';
 import { applyReplay, planPrefix } from '../src/demo/write-log-replay.ts';
 import { SeededRandom } from '../test/fuzz/seeded-random.ts';
@@ -65,6 +70,7 @@ class Tally {
   hung = 0;
   identityLost = 0;
   bundleLeft = 0;
+  keysStray = 0;
   bootCount = 0;
   count = 0;
 
@@ -76,6 +82,7 @@ class Tally {
     if (result.hung) this.hung++;
     if (result.identity !== undefined && !result.identityKept) this.identityLost++;
     if (result.bundleLeft) this.bundleLeft++;
+    if (result.strayKeyBytes !== undefined && result.strayKeyBytes !== '') this.keysStray++;
     if (!result.bricked && result.identityKept) this.recovered++;
   }
 
@@ -87,13 +94,16 @@ class Tally {
     out(`identity lost:     ${this.identityLost}`);
     out(`bundle left:       ${this.bundleLeft}`);
     out(
+      `keys stray:        ${this.keysStray} (an old SSH host key's bytes elsewhere than the restored file or an unmapped old copy)`,
+    );
+    out(
       `boots per trial:   ${(this.bootCount / Math.max(1, this.count)).toFixed(2)} (the cut boot or replayed disk, the resumed run, the new OS)`,
     );
   }
 }
 
 const verdict = (result: TrialOutcome): string =>
-  `boots ${result.boots.join(' → ')}; ${result.identityKept ? 'identity kept' : 'IDENTITY NOT KEPT'}${result.bricked ? '; BRICKED' : ''}${result.stuck ? '; STUCK' : ''}${result.hung ? '; HUNG' : ''}${result.bundleLeft ? '; BUNDLE LEFT' : ''}`;
+  `boots ${result.boots.join(' → ')}; ${result.identityKept ? 'identity kept' : 'IDENTITY NOT KEPT'}${result.bricked ? '; BRICKED' : ''}${result.stuck ? '; STUCK' : ''}${result.hung ? '; HUNG' : ''}${result.bundleLeft ? '; BUNDLE LEFT' : ''}${result.strayKeyBytes ? '; KEY BYTES STRAY' : ''}`;
 
 interface ArmReport {
   refuge?: { usedBytes: number };
@@ -126,6 +136,7 @@ async function sigkillTrials(armedDiskPath: string, armMs: number, report: ArmRe
       fixtures: workspace.fixtures,
       cut,
       bootTimeoutMs,
+      retainedKeys: await retainedKeysFor(armedDiskPath),
       signal,
     });
     tally.add(result);
@@ -220,6 +231,7 @@ async function replayTrials(armedDiskPath: string): Promise<void> {
       diskPath: join(workspace.dir, 'trial.img'),
       fixtures: workspace.fixtures,
       bootTimeoutMs,
+      retainedKeys: await retainedKeysFor(armedDiskPath),
       signal,
     });
     tally.add(result);
@@ -247,6 +259,12 @@ async function replayTrials(armedDiskPath: string): Promise<void> {
 
 // Its own workspace per process: prepareDemo empties the directory, and two benches may run at once.
 const workspace = await prepareDemo(silentLogger, `bench-power-${process.pid}`);
+let retainedKeys: RetainedKeysCheck | undefined;
+/** The old keys (pristine old disk) and the armed map, read once, before any trial runs. */
+async function retainedKeysFor(armedDiskPath: string): Promise<RetainedKeysCheck> {
+  retainedKeys ??= await demoRetainedKeysCheck(workspace.fixtures, armedDiskPath);
+  return retainedKeys;
+}
 try {
   const armStarted = Date.now();
   const armed = await armDemoDisk(workspace, ['--json']);

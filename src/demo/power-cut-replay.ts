@@ -2,7 +2,7 @@ import { open, rm } from 'node:fs/promises';
 import { isAbortError } from '../core/exit-codes.ts';
 import { runCommand } from '../core/run-command.ts';
 import type { DemoFixtures } from './demo-fixtures.ts';
-import { type BootKind, bootUntilNewOs, type TrialOutcome } from './power-cut-trial.ts';
+import { type BootKind, bootUntilNewOs, type RetainedKeysCheck, type TrialOutcome } from './power-cut-trial.ts';
 import { runVm, type VmEnding } from './qemu-vm.ts';
 import { isDataWrite, type WriteLog, type WriteLogEntry } from './write-log.ts';
 import { applyReplay, planPrefix, planReplay, type ReplayPlan, readWriteLogFile } from './write-log-replay.ts';
@@ -89,6 +89,7 @@ export async function runReplayTrial(o: {
   /** Each boot's time (default 15 min); a boot still running then hangs, and the trial stops. */
   bootTimeoutMs?: number;
   onSerialLine?: (boot: number, line: string) => void;
+  retainedKeys?: RetainedKeysCheck;
   signal: AbortSignal;
 }): Promise<ReplayTrialResult> {
   const started = Date.now();
@@ -107,6 +108,7 @@ export async function runReplayTrial(o: {
     ...(o.maxBoots === undefined ? {} : { maxBoots: o.maxBoots }),
     ...(o.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: o.bootTimeoutMs }),
     ...(o.onSerialLine === undefined ? {} : { onSerialLine: o.onSerialLine }),
+    ...(o.retainedKeys === undefined ? {} : { retainedKeys: o.retainedKeys }),
   });
   return { ...outcome, plan, durationMs: Date.now() - started };
 }

@@ -1,10 +1,19 @@
 import { open } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
+import type { MapItem } from '../boot/refuge-map-item.ts';
 import { isAbortError } from '../core/exit-codes.ts';
 import { runCommand } from '../core/run-command.ts';
 import type { DemoFixtures } from './demo-fixtures.ts';
+import { newRootPartition, oldRootPartition } from './demo-layout.ts';
 import { type IdentityReport, parseIdentityReport } from './identity-report.ts';
 import { runVm } from './qemu-vm.ts';
+import {
+  checkRetainedBytes,
+  describeStrayBytes,
+  type RetainedSecret,
+  readArmedMap,
+  readRetainedSecrets,
+} from './retained-bytes.ts';
 
 /**
  * Where a trial cuts the power: `delayMs` after the first serial line containing `marker`. The
@@ -85,6 +94,11 @@ export interface TrialOutcome {
   readonly identityKept: boolean;
   /** A retention bundle frame (private keys) is still somewhere on the raw disk. */
   readonly bundleLeft: boolean;
+  /**
+   * With `retainedKeys`: each old SSH host key byte sequence found where it may not be (not the
+   * restored file, nor an old copy the new image leaves unmapped), one line each; '' when none.
+   */
+  readonly strayKeyBytes: string | undefined;
   /** The serial log of every boot, for a failure's message. */
   readonly serialLogs: readonly string[];
 }
@@ -105,6 +119,8 @@ export async function bootUntilNewOs(o: {
   onSerialLine?: (boot: number, line: string) => void;
   /** Called when the plug is pulled. */
   onCut?: () => void;
+  /** Check where the old keys' bytes lie on the disk after the new OS came up. */
+  retainedKeys?: RetainedKeysCheck;
   signal: AbortSignal;
 }): Promise<TrialOutcome> {
   const boots: BootKind[] = [];
@@ -173,7 +189,27 @@ export async function bootUntilNewOs(o: {
       identity.machineId === old.machineId &&
       isDeepStrictEqual(identity.sshHostKeySha256, old.sshHostKeySha256),
     bundleLeft: await fileContains(o.diskPath, BUNDLE_FRAME_MAGIC),
+    strayKeyBytes:
+      o.retainedKeys === undefined || identity === undefined
+        ? undefined
+        : describeStrayBytes(await checkRetainedBytes({ diskPath: o.diskPath, ...o.retainedKeys, signal: o.signal })),
     serialLogs,
+  };
+}
+
+/** What the trials need to check the old keys' bytes on a disk after the run (retained-bytes.ts). */
+export interface RetainedKeysCheck {
+  readonly secrets: readonly RetainedSecret[];
+  readonly map: Pick<MapItem, 'partitions' | 'ranges'>;
+  readonly newRootPartition: number;
+}
+
+/** Reads the old keys from the pristine old disk and the map from the armed one (before any run). */
+export async function demoRetainedKeysCheck(fixtures: DemoFixtures, armedDiskPath: string): Promise<RetainedKeysCheck> {
+  return {
+    secrets: await readRetainedSecrets(fixtures.oldDiskPath, oldRootPartition),
+    map: await readArmedMap(armedDiskPath),
+    newRootPartition,
   };
 }
 
@@ -195,6 +231,7 @@ export async function runPowerCutTrial(o: {
   onSerialLine?: (boot: number, line: string) => void;
   /** Called when the plug is pulled. */
   onCut?: () => void;
+  retainedKeys?: RetainedKeysCheck;
   signal: AbortSignal;
 }): Promise<PowerCutTrialResult> {
   const started = Date.now();

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/core/logger.ts';
 import { runCommand } from '../../src/core/run-command.ts';
 import { type DemoWorkspace, prepareDemo } from '../../src/demo/demo-session.ts';
-import { runPowerCutTrial } from '../../src/demo/power-cut-trial.ts';
+import { demoRetainedKeysCheck, type RetainedKeysCheck, runPowerCutTrial } from '../../src/demo/power-cut-trial.ts';
 import { armDemoDisk } from '../helpers/arm-demo.ts';
 import { cutForSeed } from '../helpers/power-cuts.ts';
 
@@ -18,6 +18,7 @@ const SEEDS = [14, 3, 1];
 describe('power cuts during an armed reimage (QEMU, SIGKILL)', () => {
   let workspace: DemoWorkspace;
   let armedDiskPath = '';
+  let retainedKeys: RetainedKeysCheck;
 
   before(async () => {
     workspace = await prepareDemo(silentLogger, 'test-arm-power-cut');
@@ -25,6 +26,7 @@ describe('power cuts during an armed reimage (QEMU, SIGKILL)', () => {
     assert.equal(armed.exitCode, 0, armed.stderr);
     armedDiskPath = join(workspace.dir, 'armed.img');
     await runCommand('cp', ['--sparse=always', workspace.diskPath, armedDiskPath]);
+    retainedKeys = await demoRetainedKeysCheck(workspace.fixtures, armedDiskPath);
   });
   after(async () => {
     await runCommand('rm', ['-rf', workspace.dir]);
@@ -38,6 +40,7 @@ describe('power cuts during an armed reimage (QEMU, SIGKILL)', () => {
         diskPath: join(workspace.dir, `trial-${seed}.img`),
         fixtures: workspace.fixtures,
         cut,
+        retainedKeys,
         signal,
       });
       const logs = () =>
@@ -46,6 +49,7 @@ describe('power cuts during an armed reimage (QEMU, SIGKILL)', () => {
       assert.ok(result.identity !== undefined, `the new OS came up: ${result.boots.join(', ')}\n${logs()}`);
       assert.equal(result.identityKept, true, `machine-id and SSH host keys kept\n${logs()}`);
       assert.equal(result.bundleLeft, false, 'no retention bundle (private keys) left on the raw disk');
+      assert.equal(result.strayKeyBytes, '', `the old keys' bytes only where they may be:\n${result.strayKeyBytes}`);
       await runCommand('rm', ['-f', join(workspace.dir, `trial-${seed}.img`)]);
     });
   }

@@ -15,7 +15,7 @@ import {
   recordArmedRun,
   runReplayTrial,
 } from '../../src/demo/power-cut-replay.ts';
-import { POWER_CUT_MARKERS } from '../../src/demo/power-cut-trial.ts';
+import { demoRetainedKeysCheck, POWER_CUT_MARKERS, type RetainedKeysCheck } from '../../src/demo/power-cut-trial.ts';
 import { applyReplay, planPrefix, type ReplayPlan } from '../../src/demo/write-log-replay.ts';
 import { armDemoDisk } from '../helpers/arm-demo.ts';
 import { replayPlanAt } from '../helpers/replay-cuts.ts';
@@ -31,6 +31,7 @@ describe('power cuts replayed from a write log (QEMU blklogwrites)', () => {
   let workspace: DemoWorkspace;
   let recorded: RecordedRun;
   let commitIndex = -1;
+  let retainedKeys: RetainedKeysCheck;
 
   before(async () => {
     workspace = await prepareDemo(silentLogger, 'test-arm-replay');
@@ -38,6 +39,7 @@ describe('power cuts replayed from a write log (QEMU blklogwrites)', () => {
     assert.equal(armed.exitCode, 0, armed.stderr);
     const armedDiskPath = join(workspace.dir, 'armed.img');
     await runCommand('cp', ['--sparse=always', workspace.diskPath, armedDiskPath]);
+    retainedKeys = await demoRetainedKeysCheck(workspace.fixtures, armedDiskPath);
     recorded = await recordArmedRun({
       armedDiskPath,
       recordedDiskPath: join(workspace.dir, 'recorded.img'),
@@ -88,11 +90,23 @@ describe('power cuts replayed from a write log (QEMU blklogwrites)', () => {
     );
     assert.equal(result.identityKept, true, `${what} (${plan}): machine-id and SSH host keys kept\n${logs}`);
     assert.equal(result.bundleLeft, false, `${what}: no retention bundle (private keys) left on the raw disk`);
+    assert.equal(
+      result.strayKeyBytes,
+      '',
+      `${what}: the old keys' bytes only where they may be:\n${result.strayKeyBytes}`,
+    );
   };
 
   const trial = async (name: string, plan: () => ReplayPlan): Promise<void> => {
     const diskPath = join(workspace.dir, `${name}.img`);
-    const result = await runReplayTrial({ recorded, plan: plan(), diskPath, fixtures: workspace.fixtures, signal });
+    const result = await runReplayTrial({
+      recorded,
+      plan: plan(),
+      diskPath,
+      fixtures: workspace.fixtures,
+      retainedKeys,
+      signal,
+    });
     try {
       check(name, result);
     } finally {
