@@ -108,21 +108,23 @@ export interface TrialOutcome {
  * (default 4) is spent, the first boot cut at `cut` if given (SIGKILL of QEMU: every write it
  * already issued stays), then checks the new OS's identity and that no bundle is left on the disk.
  */
-export async function bootUntilNewOs(o: {
-  diskPath: string;
-  fixtures: DemoFixtures;
-  cut?: PowerCut;
-  maxBoots?: number;
+export interface BootUntilNewOsOptions {
+  readonly diskPath: string;
+  readonly fixtures: DemoFixtures;
+  readonly cut?: PowerCut;
+  readonly maxBoots?: number;
   /** Each boot's time (default 15 min); a boot still running then hangs, and the trial stops. */
-  bootTimeoutMs?: number;
+  readonly bootTimeoutMs?: number;
   /** Each serial line as it comes, with the boot's index (0: the first, the cut one). */
-  onSerialLine?: (boot: number, line: string) => void;
+  readonly onSerialLine?: (boot: number, line: string) => void;
   /** Called when the plug is pulled. */
-  onCut?: () => void;
+  readonly onCut?: () => void;
   /** Check where the old keys' bytes lie on the disk after the new OS came up. */
-  retainedKeys?: RetainedKeysCheck;
-  signal: AbortSignal;
-}): Promise<TrialOutcome> {
+  readonly retainedKeys?: RetainedKeysCheck;
+  readonly signal: AbortSignal;
+}
+
+export async function bootUntilNewOs(o: BootUntilNewOsOptions): Promise<TrialOutcome> {
   const boots: BootKind[] = [];
   const serialLogs: string[] = [];
   let cutHappened = false;
@@ -219,21 +221,9 @@ export async function demoRetainedKeysCheck(fixtures: DemoFixtures, armedDiskPat
  * flushed them) at the cut, then boots it again and again until the new OS comes up or
  * `maxBoots` is spent, and checks the new OS's identity and that no bundle is left on the disk.
  */
-export async function runPowerCutTrial(o: {
-  armedDiskPath: string;
-  diskPath: string;
-  fixtures: DemoFixtures;
-  cut: PowerCut;
-  maxBoots?: number;
-  /** Each boot's time (default 15 min). */
-  bootTimeoutMs?: number;
-  /** Each serial line as it comes, with the boot's index (0: the one that is cut). */
-  onSerialLine?: (boot: number, line: string) => void;
-  /** Called when the plug is pulled. */
-  onCut?: () => void;
-  retainedKeys?: RetainedKeysCheck;
-  signal: AbortSignal;
-}): Promise<PowerCutTrialResult> {
+export async function runPowerCutTrial(
+  o: BootUntilNewOsOptions & { readonly armedDiskPath: string; readonly cut: PowerCut },
+): Promise<PowerCutTrialResult> {
   const started = Date.now();
   await runCommand('cp', ['--sparse=always', o.armedDiskPath, o.diskPath]);
   const outcome = await bootUntilNewOs(o);

@@ -158,6 +158,15 @@ reboot_untouched() {
   while :; do sleep 3600; done
 }
 
+# After a successful run: the plan's finish, flushed first; never back here.
+finish_plan() {
+  say "Success: doing the plan's finish ($FINISH)."
+  sync
+  sleep 1
+  if [ "$FINISH" = poweroff ]; then poweroff -f; else reboot -f; fi
+  while :; do sleep 3600; done
+}
+
 # The wait before the armed run's retry number $1: RETRY_FIRST_S, doubling, at most RETRY_CAP_S
 # (armedRetryDelaySeconds in src/initramfs/init-script.ts computes the same).
 armed_retry_delay_s() {
@@ -197,11 +206,7 @@ run_armed() {
     say "reimage run --armed exited with $status"
     case "$status" in
       ${ExitCode.ok})
-        say "Success: doing the plan's finish ($FINISH)."
-        sync
-        sleep 1
-        if [ "$FINISH" = poweroff ]; then poweroff -f; else reboot -f; fi
-        while :; do sleep 3600; done
+        finish_plan
         ;;
       ${ExitCode.refusedUntouched})
         reboot_untouched "The armed run refused before the disk was changed (exit $status) and gave the old boot code back."
@@ -232,11 +237,7 @@ run_plan() {
   say "reimage run exited with $status"
   case "$status" in
     ${ExitCode.ok})
-      say "Success: doing the plan's finish ($FINISH)."
-      sync
-      sleep 1
-      if [ "$FINISH" = poweroff ]; then poweroff -f; else reboot -f; fi
-      while :; do sleep 3600; done
+      finish_plan
       ;;
     ${ExitCode.invalidInput})
       reboot_untouched "The plan or an input it names is invalid (exit $status); it was refused before the disk was changed."
