@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
-import { open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/core/logger.ts';
 import { runCommand } from '../../src/core/run-command.ts';
 import { type DemoWorkspace, prepareDemo } from '../../src/demo/demo-session.ts';
 import { bootDiskOnItsOwn } from '../../src/demo/demo-vm-session.ts';
 import { fileContains } from '../../src/demo/power-cut-trial.ts';
-import { attachLoopDevice, mountReadWrite } from '../../src/disk/index.ts';
-import { armDemoDisk } from '../helpers/arm-demo.ts';
+import { armDemoDisk, removeRequiredOldFile } from '../helpers/arm-demo.ts';
 import { runReimage } from '../helpers/run-cli.ts';
 
 // An armed disk boots by its own BIOS path into the refuge: SeaBIOS → LBA 0's boot code → the
@@ -60,17 +58,7 @@ describe('an armed disk under QEMU', () => {
     const armed = await armDemoDisk(workspace);
     assert.equal(armed.exitCode, 0, armed.stderr);
     // After the arm, the machine loses a file the plan requires (the capture will refuse).
-    const loop = await attachLoopDevice(workspace.diskPath);
-    try {
-      const root = await mountReadWrite(`${loop.device}p5`, join(workspace.dir, 'old-root'));
-      try {
-        await rm(join(root.dir, 'etc/hostname'));
-      } finally {
-        await root.unmount();
-      }
-    } finally {
-      await loop.detach();
-    }
+    await removeRequiredOldFile(workspace);
 
     const recovery = await bootDiskOnItsOwn(workspace, () => {}, signal);
     assert.match(recovery.serialLog, /REIMAGE_ARMED_RUN_REFUSED|refused before the disk was touched/);

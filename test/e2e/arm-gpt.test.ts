@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { open, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, stat } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { silentLogger } from '../../src/core/logger.ts';
@@ -17,8 +16,8 @@ import {
   readArmedMap,
   readRetainedSecrets,
 } from '../../src/demo/retained-bytes.ts';
-import { attachLoopDevice, type ByteRange, mountReadWrite } from '../../src/disk/index.ts';
-import { armDemoDisk } from '../helpers/arm-demo.ts';
+import type { ByteRange } from '../../src/disk/index.ts';
+import { armDemoDisk, removeRequiredOldFile } from '../helpers/arm-demo.ts';
 import { readRefugePlacement } from '../helpers/refuge-placement.ts';
 import { runReimage } from '../helpers/run-cli.ts';
 
@@ -139,17 +138,7 @@ describe('a GPT old disk under QEMU', () => {
     const pristineHead = await sectorsAt(workspace.diskPath, 0, 34);
     const armed = await armDemoDisk(workspace);
     assert.equal(armed.exitCode, 0, armed.stderr);
-    const loop = await attachLoopDevice(workspace.diskPath);
-    try {
-      const root = await mountReadWrite(`${loop.device}p${oldRootPartition}`, join(workspace.dir, 'old-root'));
-      try {
-        await rm(join(root.dir, 'etc/hostname'));
-      } finally {
-        await root.unmount();
-      }
-    } finally {
-      await loop.detach();
-    }
+    await removeRequiredOldFile(workspace);
 
     const recovery = await bootDiskOnItsOwn(workspace, () => {}, signal);
     assert.match(recovery.serialLog, /REIMAGE_ARMED_RUN_REFUSED|refused before the disk was touched/);
