@@ -6,7 +6,7 @@ import { runCommand } from '../../src/core/run-command.ts';
 import { type DemoWorkspace, prepareDemo } from '../../src/demo/demo-session.ts';
 import { bootDiskOnItsOwn } from '../../src/demo/demo-vm-session.ts';
 import { fileContains } from '../../src/demo/power-cut-trial.ts';
-import { armDemoDisk, removeRequiredOldFile } from '../helpers/arm-demo.ts';
+import { armDemoDisk, assertNewOsWithOldIdentity, removeRequiredOldFile } from '../helpers/arm-demo.ts';
 import { runReimage } from '../helpers/run-cli.ts';
 
 // An armed disk boots by its own BIOS path into the refuge: SeaBIOS → LBA 0's boot code → the
@@ -45,11 +45,7 @@ describe('an armed disk under QEMU', () => {
     assert.equal(recovery.ending, 'poweroff');
 
     const boot = await bootDiskOnItsOwn(workspace, () => {}, signal);
-    const identity = boot.identity;
-    assert.ok(identity, `the new OS printed its identity:\n${boot.serialLog.slice(-3000)}`);
-    assert.equal(identity.osVersion, workspace.fixtures.newOsVersion);
-    assert.equal(identity.machineId, workspace.fixtures.oldIdentity.machineId);
-    assert.deepEqual(identity.sshHostKeySha256, workspace.fixtures.oldIdentity.sshHostKeySha256);
+    assertNewOsWithOldIdentity(boot, workspace);
   });
 
   it('a refusal in the recovery run (a required retained path gone since arm) disarms: the old OS boots again', async () => {

@@ -17,7 +17,7 @@ import {
   readRetainedSecrets,
 } from '../../src/demo/retained-bytes.ts';
 import type { ByteRange } from '../../src/disk/index.ts';
-import { armDemoDisk, removeRequiredOldFile } from '../helpers/arm-demo.ts';
+import { armDemoDisk, assertNewOsWithOldIdentity, removeRequiredOldFile } from '../helpers/arm-demo.ts';
 import { readRefugePlacement } from '../helpers/refuge-placement.ts';
 import { runReimage } from '../helpers/run-cli.ts';
 
@@ -126,11 +126,7 @@ describe('a GPT old disk under QEMU', () => {
     const boot = await bootDiskOnItsOwn(workspace, () => {}, signal);
     // The kernel read the msdos table (logical partitions in < >), not the stale GPT.
     assert.match(boot.serialLog, / vda: vda1 vda2 vda3 < vda5 vda6 >\r?\n/, boot.serialLog.slice(-3000));
-    const identity = boot.identity;
-    assert.ok(identity, `the new OS printed its identity:\n${boot.serialLog.slice(-3000)}`);
-    assert.equal(identity.osVersion, workspace.fixtures.newOsVersion);
-    assert.equal(identity.machineId, workspace.fixtures.oldIdentity.machineId);
-    assert.deepEqual(identity.sshHostKeySha256, workspace.fixtures.oldIdentity.sshHostKeySha256);
+    assertNewOsWithOldIdentity(boot, workspace);
   });
 
   it('a refusal in the recovery run on GPT gives the old LBA 0 back: the old OS boots again', async () => {

@@ -5,6 +5,7 @@ import { runCommand } from '../../src/core/run-command.ts';
 import { type DemoWorkspace, prepareDemo } from '../../src/demo/demo-session.ts';
 import { bootDiskOnItsOwn, bootOldOsToArm, stageOperatorArm } from '../../src/demo/demo-vm-session.ts';
 import { OPERATOR_ARM_STARTED } from '../../src/demo/operator-run.ts';
+import { assertNewOsWithOldIdentity } from '../helpers/arm-demo.ts';
 import { runReimage } from '../helpers/run-cli.ts';
 
 // Arm from inside the running old OS: the old disk boots by its own GRUB (no -kernel), its init
@@ -55,10 +56,6 @@ describe('arm from the running old OS under QEMU', () => {
     );
 
     const boot = await bootDiskOnItsOwn(workspace, () => {}, signal);
-    const identity = boot.identity;
-    assert.ok(identity, `the new OS printed its identity:\n${boot.serialLog.slice(-3000)}`);
-    assert.equal(identity.osVersion, workspace.fixtures.newOsVersion);
-    assert.equal(identity.machineId, workspace.fixtures.oldIdentity.machineId);
-    assert.deepEqual(identity.sshHostKeySha256, workspace.fixtures.oldIdentity.sshHostKeySha256);
+    assertNewOsWithOldIdentity(boot, workspace);
   });
 });

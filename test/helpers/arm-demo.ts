@@ -1,7 +1,9 @@
+import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { oldRootPartition } from '../../src/demo/demo-layout.ts';
 import { type DemoWorkspace, writeDemoPlan } from '../../src/demo/demo-session.ts';
+import type { IdentityReport } from '../../src/demo/identity-report.ts';
 import { attachLoopDevice, mountReadWrite } from '../../src/disk/index.ts';
 import { type CliResult, runReimage } from './run-cli.ts';
 
@@ -46,4 +48,16 @@ export async function removeRequiredOldFile(workspace: DemoWorkspace): Promise<v
   } finally {
     await loop.detach();
   }
+}
+
+/** The boot printed the new OS's identity report, with the old machine-id and SSH host keys. */
+export function assertNewOsWithOldIdentity(
+  boot: { readonly identity: IdentityReport | undefined; readonly serialLog: string },
+  workspace: DemoWorkspace,
+): void {
+  const identity = boot.identity;
+  assert.ok(identity, `the new OS printed its identity:\n${boot.serialLog.slice(-3000)}`);
+  assert.equal(identity.osVersion, workspace.fixtures.newOsVersion);
+  assert.equal(identity.machineId, workspace.fixtures.oldIdentity.machineId);
+  assert.deepEqual(identity.sshHostKeySha256, workspace.fixtures.oldIdentity.sshHostKeySha256);
 }
