@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../core/logger.ts';
 import { ARMED_REPORT_PATH, partitionTableSha256 } from '../runner/index.ts';
-import { mountOldPartition, type OldDisk } from './old-disk.ts';
+import { findInOldFilesystems, type OldDisk } from './old-disk.ts';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
 /** What status needs of an armed run's report (ArmedRunReport, src/runner/armed-run.ts); more fields may follow. */
@@ -72,21 +72,18 @@ export async function findArmedReport(
   o: { workDir: string; log: Logger },
 ): Promise<{ done?: ArmedDone; rejected: string[] }> {
   const rejected: string[] = [];
-  for (const partition of disk.partitions) {
-    if (partition.filesystem === undefined) continue;
-    const mount = await mountOldPartition(partition, { writable: false, workDir: o.workDir, log: o.log }).catch(
-      () => undefined,
-    );
-    if (mount === undefined) continue;
-    try {
-      const text = await readFile(join(mount.dir, ARMED_REPORT_PATH), 'utf8').catch(() => undefined);
-      if (text === undefined) continue;
+  const done = await findInOldFilesystems(
+    disk,
+    (partition) => partition.filesystem !== undefined,
+    o,
+    async (partition, dir) => {
+      const text = await readFile(join(dir, ARMED_REPORT_PATH), 'utf8').catch(() => undefined);
+      if (text === undefined) return undefined;
       const verdict = doneFromReport(text, lba0, { partition: partition.number, reportPath: `/${ARMED_REPORT_PATH}` });
-      if (verdict.ok) return { done: verdict.done, rejected };
+      if (verdict.ok) return verdict.done;
       rejected.push(`partition ${partition.number}: /${ARMED_REPORT_PATH}: ${verdict.why}`);
-    } finally {
-      await mount.unmount();
-    }
-  }
-  return { rejected };
+      return undefined;
+    },
+  );
+  return done === undefined ? { rejected } : { done, rejected };
 }

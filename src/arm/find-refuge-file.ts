@@ -8,7 +8,7 @@ import {
   refugeFilesystemVerdict,
 } from '../boot/index.ts';
 import type { Logger } from '../core/logger.ts';
-import { mountOldPartition, type OldDisk, type OldPartition } from './old-disk.ts';
+import { findInOldFilesystems, type OldDisk, type OldPartition } from './old-disk.ts';
 
 /**
  * The refuge file of an arm that LBA 0 no longer leads to (a refusal in the recovery run gave the
@@ -20,26 +20,21 @@ export async function findRefugeFile(
   disk: OldDisk,
   o: { workDir: string; log: Logger },
 ): Promise<{ partition: OldPartition; locator: RefugeLocator } | undefined> {
-  for (const partition of disk.partitions) {
-    if (!refugeFilesystemVerdict(partition.filesystem).ok) continue;
-    const mount = await mountOldPartition(partition, { writable: false, workDir: o.workDir, log: o.log }).catch(
-      () => undefined,
-    );
-    if (mount === undefined) continue;
-    try {
-      const file = await open(join(mount.dir, REFUGE_FILE_NAME), 'r').catch(() => undefined);
-      if (file === undefined) continue;
+  return findInOldFilesystems(
+    disk,
+    (partition) => refugeFilesystemVerdict(partition.filesystem).ok,
+    o,
+    async (partition, dir) => {
+      const file = await open(join(dir, REFUGE_FILE_NAME), 'r').catch(() => undefined);
+      if (file === undefined) return undefined;
       try {
         const block = Buffer.alloc(LOCATOR_BYTES);
         await file.read(block, 0, LOCATOR_BYTES, 0);
         const locator = decodeLocator(block);
-        if (locator !== undefined) return { partition, locator };
+        return locator === undefined ? undefined : { partition, locator };
       } finally {
         await file.close();
       }
-    } finally {
-      await mount.unmount();
-    }
-  }
-  return undefined;
+    },
+  );
 }

@@ -130,6 +130,33 @@ async function currentMount(device: string): Promise<{ dir: string; readOnly: bo
 }
 
 /**
+ * Looks into the disk's filesystems one at a time, read-only (or through the running OS's mount):
+ * each partition `accept` takes is mounted, `visit` sees its directory, and the first value it
+ * returns ends the search. A partition that does not mount is passed over. Changes nothing.
+ */
+export async function findInOldFilesystems<T>(
+  disk: OldDisk,
+  accept: (partition: OldPartition) => boolean,
+  o: { workDir: string; log: Logger },
+  visit: (partition: OldPartition, dir: string) => Promise<T | undefined>,
+): Promise<T | undefined> {
+  for (const partition of disk.partitions) {
+    if (!accept(partition)) continue;
+    const mount = await mountOldPartition(partition, { writable: false, workDir: o.workDir, log: o.log }).catch(
+      () => undefined,
+    );
+    if (mount === undefined) continue;
+    try {
+      const found = await visit(partition, mount.dir);
+      if (found !== undefined) return found;
+    } finally {
+      await mount.unmount();
+    }
+  }
+  return undefined;
+}
+
+/**
  * The partition's filesystem, mounted: where the running OS already has it (arm on a live
  * machine), else mounted by arm under `workDir` — read-only for checks, read-write for the refuge.
  */
